@@ -1,0 +1,90 @@
+"""The ``s2p`` command line.
+
+``s2p data list`` / ``s2p data fetch NAME``   the dataset registry (sizes, licence, cached or not)
+``s2p featurize FILES... --out F.npz``        per-atom PDFs and tokens for structure files
+``s2p train PRESET``                           train (and evaluate) one preset, results under results/
+``s2p predict MODEL FILES... --out F.csv``     spectra for any crystal files
+``s2p reproduce [--datasets ...]``             run the notebooks headless, write results/README.md
+
+Each sub-command imports its module lazily, so ``s2p data list`` never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from importlib import import_module
+
+
+def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        return int(getattr(import_module(module), function)(args) or 0)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s2p", description=__doc__.split("\n\n")[0])
+    from s2p_utils import __version__
+
+    parser.add_argument("--version", action="version", version=f"struct2prop {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="list and fetch datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_list = data_sub.add_parser("list", help="every dataset with size, licence and cache state")
+    data_list.add_argument("--mirror", default=None, help="offline mirror directory (default $S2P_DATA_MIRROR)")
+    data_list.add_argument("--cache-dir", default=None, help="cache directory (default $S2P_CACHE_DIR)")
+    data_list.set_defaults(func=_lazy("s2p_utils.data.cli", "cmd_list"))
+    data_fetch = data_sub.add_parser("fetch", help="download (or copy from the mirror), verify and prepare")
+    data_fetch.add_argument("name", nargs="+", help="dataset name(s), see `s2p data list`")
+    data_fetch.add_argument("--mirror", default=None)
+    data_fetch.add_argument("--cache-dir", default=None)
+    data_fetch.set_defaults(func=_lazy("s2p_utils.data.cli", "cmd_fetch"))
+
+    feat = sub.add_parser("featurize", help="per-atom PDFs and element tokens for structure files")
+    feat.add_argument("files", nargs="+")
+    feat.add_argument("--out", required=True, help="output .npz")
+    feat.add_argument("--method", choices=["pdf", "simple_rdf"], default="pdf")
+    feat.add_argument("--legacy", action="store_true", help="bit-exact original recipe")
+    feat.add_argument("--n-jobs", type=int, default=1)
+    feat.set_defaults(func=_lazy("s2p_utils.featurize", "cmd_featurize"))
+
+    train = sub.add_parser("train", help="train and evaluate one preset")
+    train.add_argument("preset")
+    train.add_argument("--split", default=None, help="split name (default: the preset's)")
+    train.add_argument("--mode", choices=["legacy", "fixed"], default="fixed")
+    train.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: the preset's)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--run-name", default=None)
+    train.add_argument("--results-dir", default=None)
+    train.add_argument("--smoke", action="store_true", help="tiny data, 2 epochs")
+    train.set_defaults(func=_lazy("s2p_utils.experiment", "cmd_train"))
+
+    predict = sub.add_parser("predict", help="predict spectra for structure files")
+    predict.add_argument("model", help="a saved .keras model (or an authors' legacy .h5)")
+    predict.add_argument("files", nargs="+", help="structure files (CIF, POSCAR, extxyz, pymatgen JSON, ...)")
+    predict.add_argument("--out", default="predictions.csv")
+    predict.add_argument("--truncate", action="store_true", help="cut structures above max_atoms (with a warning)")
+    predict.add_argument("--batch-size", type=int, default=64)
+    predict.set_defaults(func=_lazy("s2p_utils.predict", "cmd_predict"))
+
+    reproduce = sub.add_parser("reproduce", help="run the paper notebooks headless and tabulate results")
+    reproduce.add_argument("--datasets", nargs="*", default=None, help="only these datasets (default all)")
+    reproduce.add_argument("--results-dir", default=None)
+    reproduce.set_defaults(func=_lazy("s2p_utils.reproduce", "cmd_reproduce"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"s2p: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

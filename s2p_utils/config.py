@@ -1,0 +1,152 @@
+"""Experiment configuration: one frozen dataclass per paper dataset.
+
+A preset bundles the model shape (:class:`ModelConfig`), the training recipe (:class:`TrainConfig`)
+and the data choices (dataset name, featurizer, default split). Presets are immutable; derive a
+variant with :func:`dataclasses.replace`::
+
+    from dataclasses import replace
+    cfg = get_preset("e3nn_phdos")
+    quick = replace(cfg, train=replace(cfg.train, max_epochs=5))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["ModelConfig", "TrainConfig", "ExperimentConfig", "PRESETS", "get_preset"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the paper's network.
+
+    Inputs: per-atom PDF rows ``(max_atoms, n_pdf_bins)``, element tokens ``(max_atoms,)`` and,
+    when ``grid_input``, the target grid ``(n_out,)`` (eV or cm⁻¹).
+    """
+
+    max_atoms: int
+    lstm_units: int
+    n_out: int
+    grid_input: bool = False
+    n_pdf_bins: int = 100
+    pdf_lstm_units: int = 8
+    vocab_size: int = 94
+    embedding_dim: int = 128
+    grid_dropout: float = 0.1
+    output_activation: str = "relu"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The paper's training recipe.
+
+    Learning rate at epoch ``e`` (0-based): ``max(lr_floor, lr * lr_decay ** floor((e + 1) / lr_drop_every))``.
+    Legacy mode stops on the *training* loss (``min_delta``, ``patience``); the default stops on the
+    validation loss and restores the best weights.
+    """
+
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    lr_decay: float = 0.92
+    lr_drop_every: int = 8
+    lr_floor: float = 1e-4
+    max_epochs: int = 500
+    patience: int = 50
+    min_delta: float = 0.01
+    fixed_patience: int = 50
+    fixed_min_delta: float = 0.0
+    loss: str = "mae"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that defines one paper experiment."""
+
+    name: str
+    dataset: str
+    model: ModelConfig
+    train: TrainConfig = field(default_factory=TrainConfig)
+    featurizer: str = "pdf"  # "pdf" (ASE-style per-atom PDF) or "simple_rdf" (unit-cell-only RDF)
+    default_split: str = "random73"
+    grid_unit: str = ""
+    description: str = ""
+
+
+PRESETS: dict[str, ExperimentConfig] = {
+    "e3nn_phdos": ExperimentConfig(
+        name="e3nn_phdos",
+        dataset="e3nn_phdos",
+        model=ModelConfig(max_atoms=128, lstm_units=256, n_out=51),
+        train=TrainConfig(batch_size=32, lr_drop_every=2),
+        default_split="chen2021",
+        grid_unit="cm^-1",
+        description="Phonon DOS of 1522 crystals (Chen 2021 / e3nn), 51 points on 0–1000 cm⁻¹.",
+    ),
+    "mat2spec_edos": ExperimentConfig(
+        name="mat2spec_edos",
+        dataset="mat2spec_edos",
+        model=ModelConfig(max_atoms=128, lstm_units=256, n_out=128),
+        train=TrainConfig(batch_size=64, lr_drop_every=25),
+        default_split="mat2spec",
+        grid_unit="eV",
+        description="Mat2Spec electronic DOS, 128 points on −4…4 eV.",
+    ),
+    "mat2spec_edos_simple_rdf": ExperimentConfig(
+        name="mat2spec_edos_simple_rdf",
+        dataset="mat2spec_edos",
+        model=ModelConfig(max_atoms=128, lstm_units=256, n_out=128),
+        train=TrainConfig(batch_size=64, lr_drop_every=25),
+        featurizer="simple_rdf",
+        default_split="mat2spec",
+        grid_unit="eV",
+        description="Mat2Spec electronic DOS with the unit-cell-only simple RDF features.",
+    ),
+    "jarvis_phdos": ExperimentConfig(
+        name="jarvis_phdos",
+        dataset="jarvis_phdos",
+        model=ModelConfig(max_atoms=64, lstm_units=128, n_out=200),
+        train=TrainConfig(batch_size=32, lr_drop_every=8),
+        grid_unit="bin",
+        description="JARVIS-DFT phonon DOS (pdos_elast), 200 points.",
+    ),
+    "jarvis_edos": ExperimentConfig(
+        name="jarvis_edos",
+        dataset="jarvis_edos",
+        model=ModelConfig(max_atoms=160, lstm_units=128, n_out=300),
+        train=TrainConfig(batch_size=32, lr_drop_every=8),
+        grid_unit="bin",
+        description="JARVIS-DFT electronic DOS (edos_up), 300 points.",
+    ),
+    "sto_edos": ExperimentConfig(
+        name="sto_edos",
+        dataset="sto_edos",
+        model=ModelConfig(max_atoms=8, lstm_units=128, n_out=500, grid_input=True),
+        train=TrainConfig(batch_size=32, lr_drop_every=8),
+        grid_unit="eV",
+        description="SrTiO₃ eDOS (Fung et al. 2022), 500 points with per-structure energy grid.",
+    ),
+    "surface_edos": ExperimentConfig(
+        name="surface_edos",
+        dataset="surface_edos",
+        model=ModelConfig(max_atoms=32, lstm_units=128, n_out=500, grid_input=True),
+        train=TrainConfig(batch_size=32, lr_drop_every=8),
+        grid_unit="eV",
+        description="Alloy-surface eDOS (Fung et al. 2022), 500 points with per-structure energy grid.",
+    ),
+    "mp_phdos": ExperimentConfig(
+        name="mp_phdos",
+        dataset="mp_phdos",
+        model=ModelConfig(max_atoms=64, lstm_units=256, n_out=128, grid_input=True),
+        train=TrainConfig(batch_size=32, lr_drop_every=8),
+        grid_unit="cm^-1",
+        description="Materials Project phonon DOS (mp-api), 128 points with frequency grid.",
+    ),
+}
+
+
+def get_preset(name: str) -> ExperimentConfig:
+    """Return the preset called ``name``; ``ValueError`` listing the known names otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}") from None
