@@ -1,0 +1,759 @@
+"""Every paper dataset behind one registry: ``load(name)`` → :class:`~s2p_utils.data.dataset.Dataset`.
+
+Resolution order of :func:`load` (the first that works wins):
+
+1. **cache** — ``<cache>/prepared/<name>.json.gz`` (``S2P_CACHE_DIR``, default ``~/.cache/s2p``), the
+   ``s2p-prepared/1`` file written by an earlier conversion;
+2. **mirror, prepared** — ``<mirror>/<name>.json.gz`` (``mirror=`` or ``S2P_DATA_MIRROR``), checked
+   against its sha256 when the registry knows it;
+3. **mirror, upstream** — the upstream files under ``<mirror>/<name>/`` (also accepted: the file's
+   shared folder ``<mirror>/<folder>/`` — e.g. ``<mirror>/mat2spec_edos/Mat2Spec_DATA.zip`` serves
+   ``mat2spec_edos``, ``mat2spec_phdos`` and the Chen split of ``e3nn_phdos``), checked when a
+   checksum is known, then converted;
+4. **download** — missing upstream files are fetched into ``<cache>/<folder>/`` (pooch, progress bar,
+   size and sha256 / git-blob SHA-1 verified; a mismatch deletes the file and raises naming URL,
+   expected and obtained value). Files without a known checksum are refused unless
+   ``S2P_ALLOW_UNVERIFIED=1``.
+
+Converted datasets are saved (atomically) as ``<cache>/prepared/<name>.json.gz``; later loads take
+~1–2 s for e3nn_phdos. Offline with nothing cached, one :class:`FileNotFoundError` says which file to
+put where.
+
+Offline-mirror layout (any subset)::
+
+    <mirror>/e3nn_phdos.json.gz            prepared (sha256 checked)
+    <mirror>/jarvis_edos_sample.json.gz    prepared (sha256 checked)
+    <mirror>/<name>.json.gz                any other prepared dataset (e.g. copied from a cache)
+    <mirror>/e3nn_phdos/data.csv, idx_train.txt, idx_valid.txt, idx_test.txt
+    <mirror>/mat2spec_edos/Mat2Spec_DATA.zip
+    <mirror>/jarvis/edos-up_pdos-elast_interp-8-18-2021.json.zip
+    <mirror>/sto_edos/sto_dos.tar.gz
+    <mirror>/surface_edos/surface_DOS_dataset.tar.gz
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from s2p_utils import paths
+from s2p_utils.data import converters
+from s2p_utils.data.dataset import Dataset, load_prepared, save_prepared
+from s2p_utils.data.download import DownloadError, allow_unverified, download_file, verify_file
+
+__all__ = [
+    "REGISTRY",
+    "DatasetSpec",
+    "UpstreamFile",
+    "PreparedFile",
+    "ConversionContext",
+    "get_spec",
+    "load",
+    "dataset_status",
+    "prepared_cache_path",
+    "registry_markdown",
+    "human_size",
+    "upstream_size_text",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UpstreamFile:
+    """One upstream file: where it comes from and what it must hash to.
+
+    Attributes:
+        filename: the name under ``<cache>/<folder>/`` and ``<mirror>/<folder>/``.
+        url: download URL, pinned to a commit or a record.
+        sha256: hex sha256 when known.
+        git_sha1: git blob SHA-1 when the file is pinned on GitHub.
+        size: size in bytes when known.
+        folder: cache/mirror sub-folder (shared by datasets that use the same file); default the dataset name.
+        note: where the size or checksum comes from, or why it is unknown.
+    """
+
+    filename: str
+    url: str
+    sha256: str | None = None
+    git_sha1: str | None = None
+    size: int | None = None
+    folder: str | None = None
+    note: str = ""
+
+    @property
+    def verifiable(self) -> bool:
+        return bool(self.sha256 or self.git_sha1)
+
+
+@dataclass(frozen=True)
+class PreparedFile:
+    """A prepared ``s2p-prepared/1`` file in the mirror root (``<mirror>/<filename>``)."""
+
+    filename: str
+    sha256: str | None = None
+    size: int | None = None
+
+
+@dataclass
+class ConversionContext:
+    """What a registry converter gets: the local upstream files and a way to load other datasets."""
+
+    spec: DatasetSpec
+    files: dict[str, Path]
+    mirror: Path | None
+    cache_dir: Path
+    progress: bool = True
+
+    def path(self, filename: str) -> Path:
+        return self.files[filename]
+
+    def dependency(self, name: str) -> Dataset:
+        return load(name, mirror=self.mirror, cache_dir=self.cache_dir)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registry entry.
+
+    Attributes:
+        name: registry name.
+        title: one-line description.
+        kind: ``"phdos"`` or ``"edos"``.
+        n: expected number of structures (``None`` when unknown before conversion).
+        n_grid: points per spectrum.
+        grid: human description of the grid.
+        source: human description of the upstream source.
+        license: licence / terms of the data.
+        citation: what to cite.
+        files: upstream files the converter needs.
+        prepared: a prepared file that may sit in the mirror root.
+        converter: upstream files → Dataset (``None``: mirror-only).
+        splits: named splits besides ``random73``.
+        default_split: the split experiments use by default.
+        needs: environment variable the converter needs (``"MP_API_KEY"``), if any.
+    """
+
+    name: str
+    title: str
+    kind: str
+    n: int | None
+    n_grid: int
+    grid: str
+    source: str
+    license: str
+    citation: str
+    files: tuple[UpstreamFile, ...] = ()
+    prepared: PreparedFile | None = None
+    converter: Callable[[ConversionContext], Dataset] | None = None
+    splits: tuple[str, ...] = ()
+    default_split: str = "random73"
+    needs: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def file_folder(self, upstream: UpstreamFile) -> str:
+        return upstream.folder or self.name
+
+    @property
+    def download_size(self) -> int | None:
+        """Total bytes of the upstream files, ``None`` if any size is unknown."""
+        sizes = [f.size for f in self.files]
+        return None if not sizes or any(s is None for s in sizes) else sum(sizes)  # type: ignore[misc]
+
+
+# ----------------------------------------------------------------------------- upstream files
+
+_E3NN_COMMIT = "39baaac815d414ffebff9695c6dcf62270526cb2"
+_E3NN_RAW = f"https://raw.githubusercontent.com/ninarina12/phononDoS_tutorial/{_E3NN_COMMIT}/data"
+
+E3NN_CSV = UpstreamFile(
+    "data.csv",
+    f"{_E3NN_RAW}/data.csv",
+    git_sha1="a20428522cf81f93207db1dcdb1de22e5b1b4cd6",
+    note="Git blob SHA-1 of the file at the pinned commit (as documented in the data mirror README).",
+)
+E3NN_SPLIT_FILES = tuple(
+    UpstreamFile(name, f"{_E3NN_RAW}/{name}") for name in ("idx_train.txt", "idx_valid.txt", "idx_test.txt")
+)
+MAT2SPEC_ZIP = UpstreamFile(
+    "Mat2Spec_DATA.zip",
+    "https://data.caltech.edu/records/y7nkc-g8k29/files/Mat2Spec_DATA.zip",
+    size=241_557_928,
+    folder="mat2spec_edos",
+    note="Size as documented in the data mirror README.",
+)
+JARVIS_ZIP = UpstreamFile(
+    "edos-up_pdos-elast_interp-8-18-2021.json.zip",
+    "https://figshare.com/ndownloader/files/29216859",
+    folder="jarvis",
+)
+STO_TARGZ = UpstreamFile(
+    "sto_dos.tar.gz",
+    "https://figshare.com/ndownloader/files/34517867",
+)
+SURFACE_TARGZ = UpstreamFile(
+    "surface_DOS_dataset.tar.gz",
+    "https://figshare.com/ndownloader/files/34517870",
+    size=605_081_303,
+    note="Size as served by figshare in March 2024 (wget log in dmamur/struct2prop add/embed_surface.ipynb).",
+)
+
+_PETRETTO = (
+    "Petretto et al., High-throughput density-functional perturbation theory phonons for inorganic "
+    "materials, Sci. Data 5, 180065 (2018)"
+)
+_CHEN = (
+    "Chen et al., Direct prediction of phonon density of states with Euclidean neural networks, "
+    "Adv. Sci. 8, 2004214 (2021)"
+)
+_KONG = (
+    "Kong et al., Density of states prediction for materials discovery via contrastive learning from "
+    "probabilistic embeddings (Mat2Spec), Nat. Commun. 13, 949 (2022)"
+)
+_JARVIS = (
+    "Choudhary et al., The joint automated repository for various integrated simulations (JARVIS) for "
+    "data-driven materials design, npj Comput. Mater. 6, 173 (2020)"
+)
+_FUNG = (
+    "Fung, Ganesh, Sumpter, Physically informed machine learning prediction of electronic density of "
+    "states, Chem. Mater. 34, 4848 (2022)"
+)
+_MP = "Jain et al., The Materials Project, APL Mater. 1, 011002 (2013)"
+
+
+# ----------------------------------------------------------------------------- converters (adapters)
+
+
+def _convert_e3nn(ctx: ConversionContext) -> Dataset:
+    chen = converters.read_mat2spec_chen_split(ctx.path(MAT2SPEC_ZIP.filename))
+    return converters.convert_e3nn_csv(
+        ctx.path(E3NN_CSV.filename),
+        tutorial_split={
+            "train": ctx.path("idx_train.txt"),
+            "val": ctx.path("idx_valid.txt"),
+            "test": ctx.path("idx_test.txt"),
+        },
+        chen_split=chen,
+        progress=ctx.progress,
+    )
+
+
+def _convert_mat2spec_edos(ctx: ConversionContext) -> Dataset:
+    return converters.convert_mat2spec_edos(ctx.path(MAT2SPEC_ZIP.filename), progress=ctx.progress)
+
+
+def _convert_mat2spec_phdos(ctx: ConversionContext) -> Dataset:
+    e3nn = ctx.dependency("e3nn_phdos")
+    structures = dict(zip(e3nn.ids, e3nn.structures, strict=True))
+    return converters.convert_mat2spec_phdos(
+        ctx.path(MAT2SPEC_ZIP.filename), structures, progress=ctx.progress
+    )
+
+
+def _convert_jarvis_edos(ctx: ConversionContext) -> Dataset:
+    return converters.convert_jarvis_zip(
+        ctx.path(JARVIS_ZIP.filename), target="edos_up", progress=ctx.progress
+    )
+
+
+def _convert_jarvis_phdos(ctx: ConversionContext) -> Dataset:
+    return converters.convert_jarvis_zip(
+        ctx.path(JARVIS_ZIP.filename), target="pdos_elast", progress=ctx.progress
+    )
+
+
+def _convert_sto(ctx: ConversionContext) -> Dataset:
+    return converters.convert_fung_targz(ctx.path(STO_TARGZ.filename), name="sto_edos", progress=ctx.progress)
+
+
+def _convert_surface(ctx: ConversionContext) -> Dataset:
+    return converters.convert_fung_targz(
+        ctx.path(SURFACE_TARGZ.filename), name="surface_edos", progress=ctx.progress
+    )
+
+
+def _convert_mp(ctx: ConversionContext) -> Dataset:
+    return converters.fetch_mp_phdos(os.environ.get("MP_API_KEY"), progress=ctx.progress)
+
+
+# ----------------------------------------------------------------------------- the registry
+
+_FUNG_NOTE = (
+    "Target = site 2, projection row 2, every 4th energy of each `<i>.npy` (as the paper authors' "
+    "notebooks); the per-structure energy grid is kept in `Dataset.grids`."
+)
+
+REGISTRY: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            name="e3nn_phdos",
+            title="Phonon DOS of 1522 crystals (Chen 2021 / e3nn tutorial), max-normalised",
+            kind="phdos",
+            n=1522,
+            n_grid=51,
+            grid="0…1000 cm⁻¹ (51 points)",
+            source=f"ninarina12/phononDoS_tutorial data/data.csv @ {_E3NN_COMMIT[:12]}; Chen split from Mat2Spec_DATA.zip",
+            license="Petretto et al. 2018 data, CC BY 4.0",
+            citation=f"{_PETRETTO}; {_CHEN}",
+            files=(E3NN_CSV, *E3NN_SPLIT_FILES, MAT2SPEC_ZIP),
+            prepared=PreparedFile(
+                "e3nn_phdos.json.gz",
+                "ba6f785575336a99be7b8f7480ff97ecf26bc78b0a34da3aaba25d1359913189",
+                680_831,
+            ),
+            converter=_convert_e3nn,
+            splits=("chen2021", "tutorial"),
+            default_split="chen2021",
+            notes=(
+                "`chen2021` (1218/151/152; Mg3Bi2, mp-569018, is in none) is the split E3NN and Mat2Spec "
+                "report on; `tutorial` (1192/141/189) is the e3nn tutorial's.",
+            ),
+        ),
+        DatasetSpec(
+            name="mat2spec_edos",
+            title="Mat2Spec electronic DOS, 128 points around the Fermi level",
+            kind="edos",
+            n=None,
+            n_grid=128,
+            grid="−4…4 eV (128 points)",
+            source="CaltechDATA y7nkc-g8k29 Mat2Spec_DATA.zip (label_edos/, materials_with_edos/)",
+            license="CaltechDATA record terms; Materials Project data, CC BY 4.0",
+            citation=f"{_KONG}; {_MP}",
+            files=(MAT2SPEC_ZIP,),
+            converter=_convert_mat2spec_edos,
+            splits=("mat2spec",),
+            default_split="mat2spec",
+            notes=(
+                "About 38.7k materials; split `mat2spec` from train_idx.json / validate_idx.json / test_idx.json.",
+            ),
+        ),
+        DatasetSpec(
+            name="mat2spec_phdos",
+            title="Mat2Spec phonon DOS (Chen 2021 data) with the Chen split",
+            kind="phdos",
+            n=None,
+            n_grid=51,
+            grid="0…1000 cm⁻¹ (51 points)",
+            source="CaltechDATA y7nkc-g8k29 Mat2Spec_DATA.zip (phdos/); structures from e3nn_phdos",
+            license="Petretto et al. 2018 data, CC BY 4.0",
+            citation=f"{_PETRETTO}; {_CHEN}; {_KONG}",
+            files=(MAT2SPEC_ZIP,),
+            converter=_convert_mat2spec_phdos,
+            splits=("chen2021",),
+            default_split="chen2021",
+            notes=(
+                "Upstream keeps these structures only as a pymatgen pickle (not read); they are matched "
+                "by mp-id from e3nn_phdos.",
+            ),
+        ),
+        DatasetSpec(
+            name="jarvis_edos",
+            title="JARVIS-DFT electronic DOS (edos_up), OptB88vdW",
+            kind="edos",
+            n=None,
+            n_grid=300,
+            grid="300 bins (energies not stored)",
+            source="figshare 29216859 edos-up_pdos-elast_interp-8-18-2021.json.zip",
+            license="JARVIS-DFT (NIST) public data",
+            citation=_JARVIS,
+            files=(JARVIS_ZIP,),
+            converter=_convert_jarvis_edos,
+        ),
+        DatasetSpec(
+            name="jarvis_phdos",
+            title="JARVIS-DFT phonon DOS (pdos_elast), rows with 'na' dropped",
+            kind="phdos",
+            n=None,
+            n_grid=200,
+            grid="200 bins (frequencies not stored)",
+            source="figshare 29216859 edos-up_pdos-elast_interp-8-18-2021.json.zip",
+            license="JARVIS-DFT (NIST) public data",
+            citation=_JARVIS,
+            files=(JARVIS_ZIP,),
+            converter=_convert_jarvis_phdos,
+        ),
+        DatasetSpec(
+            name="sto_edos",
+            title="SrTiO₃ electronic DOS with per-structure energy grid (Fung et al.)",
+            kind="edos",
+            n=4986,
+            n_grid=500,
+            grid="per structure, eV (500 points)",
+            source="figshare 34517867 sto_dos.tar.gz (data/<i>.vasp + <i>.npy)",
+            license="figshare record terms (MatDeepLearn_DOS data, article 19426772)",
+            citation=_FUNG,
+            files=(STO_TARGZ,),
+            converter=_convert_sto,
+            notes=(_FUNG_NOTE,),
+        ),
+        DatasetSpec(
+            name="surface_edos",
+            title="Alloy-surface electronic DOS with per-structure energy grid (Fung et al.)",
+            kind="edos",
+            n=1913,
+            n_grid=500,
+            grid="per structure, eV (500 points)",
+            source="figshare 34517870 surface_DOS_dataset.tar.gz (surface_DOS_dataset/<i>.vasp + <i>.npy)",
+            license="figshare record terms (MatDeepLearn_DOS data, article 19426772)",
+            citation=_FUNG,
+            files=(SURFACE_TARGZ,),
+            converter=_convert_surface,
+            notes=(_FUNG_NOTE,),
+        ),
+        DatasetSpec(
+            name="mp_phdos",
+            title="Materials Project phonon DOS through mp-api (needs MP_API_KEY)",
+            kind="phdos",
+            n=None,
+            n_grid=128,
+            grid="per structure, 0…min(1200, ω_max) cm⁻¹ (128 points)",
+            source="Materials Project API (mp-api MPRester.materials.phonon)",
+            license="Materials Project data, CC BY 4.0",
+            citation=f"{_MP}; {_PETRETTO}",
+            converter=_convert_mp,
+            needs="MP_API_KEY",
+        ),
+        DatasetSpec(
+            name="jarvis_edos_sample",
+            title="50 JARVIS-DFT eDOS records (toy size, pipeline tests only)",
+            kind="edos",
+            n=50,
+            n_grid=300,
+            grid="300 bins (energies not stored)",
+            source="offline mirror only (usnistgov/alignn sample_data_multi_prop)",
+            license="JARVIS-DFT (NIST) public data",
+            citation=_JARVIS,
+            prepared=PreparedFile(
+                "jarvis_edos_sample.json.gz",
+                "2853832ec89207b1672322a58f2afacfd5a058f8f3b15ecfb59c8e0f93a92317",
+                124_664,
+            ),
+        ),
+    )
+}
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The registry entry ``name`` (``ValueError`` listing the known names otherwise)."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+
+
+def prepared_cache_path(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """``<cache>/prepared/<name>.json.gz``."""
+    return paths.cache_dir(cache_dir) / "prepared" / f"{name}.json.gz"
+
+
+# ----------------------------------------------------------------------------- load
+
+
+def _mirror_candidates(spec: DatasetSpec, upstream: UpstreamFile, mirror: Path) -> list[Path]:
+    folders = dict.fromkeys([spec.name, spec.file_folder(upstream)])
+    return [mirror / folder / upstream.filename for folder in folders]
+
+
+def _cache_candidates(spec: DatasetSpec, upstream: UpstreamFile, cache: Path) -> list[Path]:
+    folders = dict.fromkeys([spec.file_folder(upstream), spec.name])
+    return [cache / folder / upstream.filename for folder in folders]
+
+
+def _finish(dataset: Dataset, spec: DatasetSpec, origin: str) -> Dataset:
+    dataset.name = spec.name
+    defaults = {
+        "description": spec.title,
+        "source": spec.source,
+        "license": spec.license,
+        "citation": spec.citation,
+    }
+    for key, value in defaults.items():
+        if not dataset.meta.get(key):
+            dataset.meta[key] = value
+    dataset.meta["origin"] = origin
+    n_grid = dataset.targets.shape[1] if dataset.targets.ndim == 2 else None
+    if n_grid != spec.n_grid:
+        raise ValueError(
+            f"dataset {spec.name!r} from {origin}: targets have shape {dataset.targets.shape}, expected (n, {spec.n_grid})"
+        )
+    return dataset
+
+
+def _offline_message(spec: DatasetSpec, mirror: Path | None, cache: Path, reasons: list[str]) -> str:
+    root = str(mirror) if mirror else "$S2P_DATA_MIRROR"
+    lines = [
+        f"dataset {spec.name!r} is not available: nothing in the cache ({cache / 'prepared' / (spec.name + '.json.gz')})"
+        + (f" or the mirror ({mirror})" if mirror else ", no mirror configured (S2P_DATA_MIRROR)"),
+    ]
+    lines += [f"  - {reason}" for reason in reasons]
+    if spec.prepared:
+        digest = f" (sha256 {spec.prepared.sha256})" if spec.prepared.sha256 else ""
+        lines.append(
+            f"Put the prepared file {spec.prepared.filename}{digest} at {root}/{spec.prepared.filename}"
+        )
+        if spec.files:
+            lines.append("or the upstream files:")
+    elif spec.files:
+        lines.append("Put the upstream files here:")
+    for upstream in spec.files:
+        lines.append(f"  {upstream.url}  ->  {root}/{spec.file_folder(upstream)}/{upstream.filename}")
+    if mirror is None:
+        lines.append("and set S2P_DATA_MIRROR (or pass mirror=) to that folder.")
+    return "\n".join(lines)
+
+
+def load(
+    name: str,
+    *,
+    mirror: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    refresh: bool = False,
+    progress: bool = True,
+) -> Dataset:
+    """Load dataset ``name``: cache → mirror (prepared, then upstream files) → verified download.
+
+    Args:
+        name: a key of :data:`REGISTRY`.
+        mirror: offline mirror folder (default ``$S2P_DATA_MIRROR``).
+        cache_dir: cache folder (default ``$S2P_CACHE_DIR`` or ``~/.cache/s2p``).
+        refresh: ignore the prepared cache and convert again.
+        progress: progress bars for downloads and conversion.
+
+    Returns:
+        The :class:`Dataset` (``meta["origin"]`` says where it came from).
+
+    Raises:
+        ValueError: unknown name, checksum mismatch (:class:`~s2p_utils.data.download.ChecksumError`),
+            unverifiable download refused, malformed upstream content.
+        FileNotFoundError: offline and nothing cached — the message says which file to put where.
+        RuntimeError: ``mp_phdos`` without ``MP_API_KEY``.
+    """
+    spec = get_spec(name)
+    cache = paths.cache_dir(cache_dir)
+    mirror_root = paths.mirror_dir(mirror)
+    prepared_cache = cache / "prepared" / f"{name}.json.gz"
+    if prepared_cache.is_file() and not refresh:
+        return _finish(load_prepared(prepared_cache), spec, f"cache {prepared_cache}")
+
+    if mirror_root is not None:
+        for filename in dict.fromkeys([spec.prepared.filename if spec.prepared else None, f"{name}.json.gz"]):
+            candidate = mirror_root / filename if filename else None
+            if candidate is not None and candidate.is_file():
+                if spec.prepared and filename == spec.prepared.filename:
+                    verify_file(candidate, sha256=spec.prepared.sha256, origin=f"mirror file {candidate}")
+                return _finish(load_prepared(candidate), spec, f"mirror {candidate}")
+
+    if spec.converter is None:
+        raise FileNotFoundError(
+            _offline_message(spec, mirror_root, cache, [f"{name} is distributed only as a prepared file"])
+        )
+
+    local: dict[str, Path] = {}
+    missing: list[UpstreamFile] = []
+    for upstream in spec.files:
+        found = next((p for p in _cache_candidates(spec, upstream, cache) if p.is_file()), None)
+        if found is None and mirror_root is not None:
+            found = next((p for p in _mirror_candidates(spec, upstream, mirror_root) if p.is_file()), None)
+            if found is not None and upstream.verifiable:
+                verify_file(
+                    found, sha256=upstream.sha256, git_sha1=upstream.git_sha1, origin=f"mirror file {found}"
+                )
+        if found is None:
+            missing.append(upstream)
+        else:
+            local[upstream.filename] = found
+    unverifiable = [f for f in missing if not f.verifiable]
+    if unverifiable and not allow_unverified():
+        reasons = [
+            f"no checksum is recorded for {f.url}; downloading it needs S2P_ALLOW_UNVERIFIED=1"
+            for f in unverifiable
+        ]
+        raise FileNotFoundError(_offline_message(spec, mirror_root, cache, reasons))
+    downloaded: list[Path] = []
+    reasons = []
+    for upstream in missing:
+        dest = cache / spec.file_folder(upstream) / upstream.filename
+        try:
+            local[upstream.filename] = download_file(
+                upstream.url,
+                dest,
+                sha256=upstream.sha256,
+                git_sha1=upstream.git_sha1,
+                size=upstream.size,
+                progress=progress,
+            )
+        except DownloadError as error:
+            reasons.append(str(error))
+            _remove_empty_dir(dest.parent, cache)
+            continue
+        except ValueError:
+            _remove_empty_dir(dest.parent, cache)
+            raise
+        downloaded.append(local[upstream.filename])
+    if reasons:
+        raise FileNotFoundError(_offline_message(spec, mirror_root, cache, reasons))
+
+    context = ConversionContext(
+        spec=spec, files=local, mirror=mirror_root, cache_dir=cache, progress=progress
+    )
+    try:
+        dataset = spec.converter(context)
+    except ValueError:
+        for path in downloaded:  # a corrupt download must not poison the cache
+            path.unlink(missing_ok=True)
+            _remove_empty_dir(path.parent, cache)
+        raise
+    origin = "converted from " + (", ".join(str(p) for p in local.values()) or spec.source)
+    dataset = _finish(dataset, spec, origin)
+    save_prepared(dataset, prepared_cache)
+    logger.info("saved %s (%d structures) to %s", name, len(dataset), prepared_cache)
+    return dataset
+
+
+def _remove_empty_dir(folder: Path, cache: Path) -> None:
+    try:
+        if folder != cache and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    except OSError:
+        pass
+
+
+# ----------------------------------------------------------------------------- status and docs
+
+
+def dataset_status(
+    name: str, *, mirror: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None
+) -> str:
+    """Where ``name`` would load from right now: ``"cached"``, ``"mirror (prepared)"``,
+    ``"mirror (upstream)"``, ``"download"``, ``"needs MP_API_KEY"`` or ``"unavailable"``."""
+    spec = get_spec(name)
+    cache = paths.cache_dir(cache_dir)
+    mirror_root = paths.mirror_dir(mirror)
+    if (cache / "prepared" / f"{name}.json.gz").is_file():
+        return "cached"
+    if mirror_root is not None:
+        names = [spec.prepared.filename] if spec.prepared else []
+        if any((mirror_root / n).is_file() for n in [*names, f"{name}.json.gz"]):
+            return "mirror (prepared)"
+        if spec.files and all(
+            any(
+                p.is_file()
+                for p in _cache_candidates(spec, f, cache) + _mirror_candidates(spec, f, mirror_root)
+            )
+            for f in spec.files
+        ):
+            return "mirror (upstream)"
+    if spec.converter is None:
+        return "unavailable (mirror only)"
+    if spec.needs and not os.environ.get(spec.needs):
+        return f"needs {spec.needs}"
+    if spec.files and not all(f.verifiable for f in spec.files):
+        return "download (S2P_ALLOW_UNVERIFIED=1)"
+    return "download"
+
+
+def human_size(size: int | None) -> str:
+    """``680.8 kB`` style; ``"?"`` for ``None``."""
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"  # pragma: no cover
+
+
+def _checksum_text(upstream: UpstreamFile) -> str:
+    if upstream.sha256:
+        return f"sha256 `{upstream.sha256}`"
+    if upstream.git_sha1:
+        return f"git blob SHA-1 `{upstream.git_sha1}`"
+    return "no checksum recorded, download needs `S2P_ALLOW_UNVERIFIED=1`"
+
+
+def upstream_size_text(spec: DatasetSpec) -> str:
+    """Total upstream download size: ``"241.6 MB"``, ``"≥ 241.6 MB"`` (some sizes unknown) or ``"unknown"``."""
+    known = [f.size for f in spec.files if f.size is not None]
+    if not spec.files:
+        return ""
+    if len(known) == len(spec.files):
+        return human_size(sum(known))
+    return f"≥ {human_size(sum(known))}" if known else "unknown"
+
+
+def registry_markdown() -> str:
+    """The dataset table of ``data/README.md``, generated from :data:`REGISTRY`."""
+    lines = [
+        "# Datasets",
+        "",
+        "<!-- Generated by s2p_utils.data.registry.registry_markdown(); do not edit by hand. Regenerate with",
+        "     python -c \"from s2p_utils.data.registry import registry_markdown as m; open('data/README.md','w').write(m())\" -->",
+        "",
+        "Every dataset of the paper loads with one call, `s2p_utils.data.load(name)` (or `s2p data fetch NAME`):",
+        "from the cache (`S2P_CACHE_DIR`, default `~/.cache/s2p`), else the offline mirror (`S2P_DATA_MIRROR`),",
+        "else a verified download. No data is stored in this repository. `s2p data list` shows what is cached.",
+        "",
+        "| dataset | what | n | grid | size | licence | cite |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for spec in REGISTRY.values():
+        upstream_size = upstream_size_text(spec)
+        if spec.prepared and spec.prepared.size and not spec.files:
+            size_text = f"{human_size(spec.prepared.size)} (prepared)"
+        elif spec.prepared and spec.prepared.size:
+            size_text = f"{human_size(spec.prepared.size)} prepared; upstream {upstream_size}"
+        elif spec.files:
+            size_text = upstream_size
+        else:
+            size_text = "API"
+        n_text = str(spec.n) if spec.n is not None else "–"
+        lines.append(
+            f"| `{spec.name}` | {spec.title} | {n_text} | {spec.grid} | {size_text} | {spec.license} | {spec.citation} |"
+        )
+    lines += ["", "## Sources and checksums", ""]
+    for spec in REGISTRY.values():
+        splits = ", ".join(f"`{s}`" for s in (*spec.splits, "random73"))
+        lines.append(f"### `{spec.name}`")
+        lines.append("")
+        lines.append(f"- source: {spec.source}")
+        lines.append(f"- splits: {splits} (default `{spec.default_split}`)")
+        if spec.prepared:
+            digest = f"sha256 `{spec.prepared.sha256}`" if spec.prepared.sha256 else "no checksum"
+            lines.append(
+                f"- prepared mirror file: `{spec.prepared.filename}` ({human_size(spec.prepared.size)}, {digest})"
+            )
+        for upstream in spec.files:
+            lines.append(
+                f"- `{spec.file_folder(upstream)}/{upstream.filename}` ← <{upstream.url}> "
+                f"({'size unknown' if upstream.size is None else human_size(upstream.size)}; "
+                f"{_checksum_text(upstream)})" + (f". {upstream.note}" if upstream.note else "")
+            )
+        if spec.needs:
+            lines.append(
+                f"- needs the environment variable `{spec.needs}` and `pip install 'struct2prop[mp]'`"
+            )
+        lines += [f"- {note}" for note in spec.notes]
+        lines.append("")
+    lines += [
+        "## Offline mirror layout",
+        "",
+        "```",
+        "<mirror>/<name>.json.gz                    a prepared dataset (s2p-prepared/1), e.g. e3nn_phdos.json.gz",
+        "<mirror>/<folder>/<file>                   an upstream file, folder as in the list above",
+        "```",
+        "",
+        "Mirror files whose checksum is known are verified. Downloads of files without a recorded checksum",
+        "are refused unless `S2P_ALLOW_UNVERIFIED=1` is set (their sha256 is then logged so it can be pinned).",
+        "Prepared files use the `s2p-prepared/1` format described in `s2p_utils/data/dataset.py`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(registry_markdown(), end="")
