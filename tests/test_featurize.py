@@ -1,0 +1,452 @@
+"""Per-atom PDFs (s2p_utils.featurize): legacy bit-exactness, physics of the corrected PDF, batching."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.neighborlist import neighbor_list
+from scipy.ndimage import gaussian_filter1d
+from scipy.spatial.distance import cdist
+
+import s2p_utils.featurize as featurize_module
+from s2p_utils.featurize import (
+    FEATURIZER_VERSION,
+    atomic_pdf,
+    cmd_featurize,
+    featurize,
+    pair_counts,
+    simple_rdf,
+)
+
+# ------------------------------------------------------------------ the original recipes (references)
+
+_R = np.arange(0, 10, 0.1)
+_V = np.concatenate([[1], 4 * np.pi / 3 * (_R[1:] ** 3 - _R[:-1] ** 3)])
+
+
+def original_pdf(atoms: Atoms) -> np.ndarray:
+    """The authors' ``getpdf`` (create_input_data.ipynb), verbatim in substance."""
+    i, d = neighbor_list("id", atoms, 10.0, self_interaction=False)
+    rows = []
+    for k in range(len(atoms)):
+        y = np.zeros(100)
+        dist = np.round(d[i == k] * 10)
+        a, b = np.unique(dist, return_counts=True)
+        np.put(y, a.astype(int) - 1, b)
+        rows.append(gaussian_filter1d(y / _V, 1))
+    return np.asarray(rows)
+
+
+def original_simple_rdf(coordinates: np.ndarray) -> np.ndarray:
+    """The authors' ``calculate_rdf`` (embed_mat2spec_simpleRDF.ipynb) for every atom."""
+
+    def calculate_rdf(coordinates, reference_index, bin_width=0.1, cutoff_radius=10):
+        reference_particle = coordinates[reference_index]
+        distances = cdist([reference_particle], coordinates).flatten()
+        valid_distances = distances[(distances <= cutoff_radius) & (distances > 0.3)]
+        rdf, edges = np.histogram(valid_distances, bins=np.arange(0, cutoff_radius + bin_width, bin_width))
+        volume_shell = 4 / 3 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+        rdf = rdf / (volume_shell)
+        return gaussian_filter1d(rdf, 1)
+
+    return np.array([calculate_rdf(coordinates, c) for c in range(len(coordinates))])
+
+
+def image_distances(atoms: Atoms, r_max: float) -> list[np.ndarray]:
+    """Brute force: for each atom, distances to every other atom and periodic image closer than r_max.
+
+    (The test cells avoid distances on bin edges, where the last ulp could move a count by one bin.)
+    """
+    cell = atoms.cell.array
+    positions = atoms.get_positions(wrap=True)
+    reach = np.ceil(r_max * np.linalg.norm(np.linalg.inv(cell).T, axis=1)).astype(int) + 1
+    grid = np.stack(np.meshgrid(*[np.arange(-n, n + 1) for n in reach], indexing="ij"), -1).reshape(-1, 3)
+    images = (positions[None, :, :] + (grid @ cell)[:, None, :]).reshape(-1, 3)
+    out = []
+    for p in positions:
+        d = np.linalg.norm(images - p, axis=1)
+        out.append(d[(d > 1e-8) & (d < r_max)])
+    return out
+
+
+# --------------------------------------------------------------------------------- test crystals
+
+
+def random_crystal(seed: int, n_atoms: int, cell: np.ndarray, min_distance: float = 1.3) -> Atoms:
+    rng = np.random.default_rng(seed)
+    atoms = Atoms(cell=cell, pbc=True)
+    symbols = ["Mg", "O", "Si", "Ti", "Ba", "N"]
+    while len(atoms) < n_atoms:
+        trial = atoms.copy()
+        trial.append(symbols[len(atoms) % len(symbols)])
+        trial.positions[-1] = rng.random(3) @ cell
+        if len(trial) == 1 or (trial.get_distances(-1, range(len(trial) - 1), mic=True) > min_distance).all():
+            if len(trial) == 1 or _min_image_distance(trial) > min_distance:
+                atoms = trial
+    return atoms
+
+
+def _min_image_distance(atoms: Atoms) -> float:
+    _, d = neighbor_list("id", atoms, 3.0, self_interaction=False)
+    return float(d.min()) if len(d) else np.inf
+
+
+def varied_crystals() -> dict[str, Atoms]:
+    rng = np.random.default_rng(7)
+    crystals = {
+        "Cu fcc (1 atom)": bulk("Cu", "fcc", a=3.615),
+        "Fe bcc (1 atom)": bulk("Fe", "bcc", a=2.87),
+        "Po simple cubic (1 atom)": bulk("Po", "sc", a=3.35),
+        "Cu fcc conventional": bulk("Cu", "fcc", a=3.615, cubic=True),
+        "NaCl rocksalt": bulk("NaCl", "rocksalt", a=5.64),
+        "CsCl": bulk("CsCl", "cesiumchloride", a=4.12),
+        "Si diamond": bulk("Si", "diamond", a=5.431),
+        "ZnS zincblende": bulk("ZnS", "zincblende", a=5.41),
+        "ZnO wurtzite": bulk("ZnO", "wurtzite", a=3.25, c=5.2),
+        "Mg hcp": bulk("Mg", "hcp", a=3.21, c=5.21),
+        "Ti hcp": bulk("Ti", "hcp", a=2.95, c=4.68),
+        "Al orthorhombic": bulk("Al", "fcc", a=4.05, orthorhombic=True),
+        "random triclinic": random_crystal(1, 6, np.array([[5.13, 0, 0], [1.3, 4.71, 0], [0.8, -1.1, 5.93]])),
+        "needle cell": random_crystal(2, 5, np.array([[2.63, 0, 0], [0.4, 2.81, 0], [0.3, 0.2, 14.52]]), 1.2),
+        "flat cell": random_crystal(3, 7, np.array([[9.04, 0, 0], [-3.1, 8.2, 0], [0.5, 0.4, 2.33]]), 1.2),
+        "skewed (unreduced) cell": random_crystal(
+            4, 3, np.array([[3.07, 0, 0], [9.4, 3.2, 0], [-5.8, 7.1, 3.4]])
+        ),
+        "large random cell": random_crystal(5, 24, np.diag([8.53, 9.07, 7.46]), 1.4),
+        # a distance exactly on a rounding boundary (2.55 Å: 25.5 bins), and 2.45 Å (24.5 bins)
+        "sc a=2.55 (rounding boundary)": bulk("Cu", "sc", a=2.55),
+        "fcc nn=2.45 (rounding boundary)": bulk("Cu", "fcc", a=2.45 * np.sqrt(2)),
+    }
+    rattled = bulk("Si", "diamond", a=5.431, cubic=True).repeat((2, 1, 1))
+    rattled.rattle(stdev=0.05, seed=3)
+    crystals["Si rattled supercell"] = rattled
+    nacl = bulk("NaCl", "rocksalt", a=5.64).repeat((2, 2, 2))
+    nacl.rattle(stdev=0.08, seed=4)
+    crystals["NaCl rattled 2x2x2"] = nacl
+    unwrapped = bulk("ZnO", "wurtzite", a=3.25, c=5.2)
+    unwrapped.positions += np.array([1.5, -2.0, 0.7]) @ unwrapped.cell.array + rng.normal(
+        0, 0.01, (len(unwrapped), 3)
+    )
+    crystals["atoms outside the cell"] = unwrapped
+    graphite = Atoms(
+        "C4",
+        scaled_positions=[[0, 0, 0.25], [0, 0, 0.75], [1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]],
+        cell=[[2.46, 0, 0], [-1.23, 2.13, 0], [0, 0, 6.7]],
+        pbc=True,
+    )
+    crystals["graphite (layered)"] = graphite
+    return crystals
+
+
+CRYSTALS = varied_crystals()
+
+
+def test_enough_varied_crystals():
+    assert len(CRYSTALS) >= 20
+
+
+# ------------------------------------------------------------------------------- legacy exactness
+
+
+@pytest.mark.parametrize("name", list(CRYSTALS))
+def test_legacy_pdf_equals_original_recipe(name):
+    atoms = CRYSTALS[name]
+    ours = atomic_pdf(atoms, legacy=True)
+    reference = original_pdf(atoms)
+    assert ours.dtype == np.float64 and ours.shape == (len(atoms), 100)
+    assert np.array_equal(ours, reference)
+
+
+def test_legacy_batch_equals_original_recipe():
+    structures = list(CRYSTALS.values())
+    batch = featurize(structures, legacy=True, progress=False)
+    for atoms, rows in zip(structures, batch, strict=True):
+        assert np.array_equal(rows, original_pdf(atoms))
+
+
+def test_rounding_boundary_uses_ase_distances(monkeypatch):
+    calls = []
+    real = featurize_module._legacy_counts_ase
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(featurize_module, "_legacy_counts_ase", spy)
+    atoms = CRYSTALS["sc a=2.55 (rounding boundary)"]
+    assert np.array_equal(atomic_pdf(atoms, legacy=True), original_pdf(atoms))
+    assert calls, "a distance on a rounding boundary must be recomputed with ASE's neighbour list"
+    calls.clear()
+    atomic_pdf(CRYSTALS["random triclinic"], legacy=True)
+    assert not calls
+
+
+def test_public_vesin_fallback_gives_same_result(monkeypatch):
+    structures = [CRYSTALS[k] for k in ("Cu fcc (1 atom)", "random triclinic", "NaCl rattled 2x2x2")]
+    fast = featurize(structures, legacy=True, progress=False)
+    monkeypatch.setattr(featurize_module._VesinDirect, "_status", {"api": None})
+    slow = featurize(structures, legacy=True, progress=False)
+    for a, b in zip(fast, slow, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_legacy_matches_original_on_e3nn_structures(mirror):
+    with gzip.open(mirror / "e3nn_phdos.json.gz", "rt") as stream:
+        records = json.load(stream)["records"]
+    structures = [
+        Atoms(**{k: r["structure"][k] for k in ("numbers", "positions", "cell", "pbc")}) for r in records
+    ]
+    sample = structures[::40]  # 39 structures across the set
+    for atoms, rows in zip(sample, featurize(sample, legacy=True, progress=False), strict=True):
+        assert np.array_equal(rows, original_pdf(atoms))
+
+
+# ----------------------------------------------------------------------- physics of the corrected PDF
+
+PHYSICS = {
+    # name: (crystal, nearest-neighbour distance Å, coordination number)
+    "Cu": (bulk("Cu", "fcc", a=3.615), 3.615 / np.sqrt(2), 12),
+    "NaCl": (bulk("NaCl", "rocksalt", a=5.64), 5.64 / 2, 6),
+    "Si": (bulk("Si", "diamond", a=5.431), 5.431 * np.sqrt(3) / 4, 4),
+}
+
+
+@pytest.mark.parametrize("name", list(PHYSICS))
+def test_first_shell_and_coordination(name):
+    atoms, d_nn, coordination = PHYSICS[name]
+    counts = pair_counts(atoms)
+    assert counts.dtype == np.int64 and counts.shape == (len(atoms), 100)
+    for row in counts:
+        first = int(np.argmax(row > 0))
+        centre = (first + 0.5) * 0.1
+        assert abs(centre - d_nn) <= 0.05 + 1e-12  # the first occupied bin holds the nearest neighbour
+        end = first + int(np.argmax(row[first:] == 0))  # first minimum after the first shell
+        assert row[:end].sum() == coordination
+    g = atomic_pdf(atoms, sigma_bins=0)
+    density = len(atoms) / atoms.get_volume()
+    # ∫ 4π r² ρ g(r) dr over the first shell = coordination number
+    integral = (g * density * featurize_module.shell_volumes()).cumsum(axis=1)
+    end = int(np.argmax(counts[0] > 0)) + 1
+    np.testing.assert_allclose(integral[:, end], coordination, rtol=1e-12)
+    smoothed = atomic_pdf(atoms)
+    for row in smoothed:
+        peak = next(
+            k
+            for k in range(1, 99)
+            if row[k] > 0.5 * row.max() and row[k] >= row[k - 1] and row[k] >= row[k + 1]
+        )
+        assert abs((peak + 0.5) * 0.1 - d_nn) <= 0.1  # first peak within one bin of the nearest neighbour
+
+
+@pytest.mark.parametrize("name", list(PHYSICS))
+def test_g_tends_to_one(name):
+    atoms = PHYSICS[name][0]
+    g = atomic_pdf(atoms, sigma_bins=0)
+    density = len(atoms) / atoms.get_volume()
+    # neighbours within 10 Å ≈ ρ 4π/3 r³, i.e. g averages to 1
+    neighbours = (g * density * featurize_module.shell_volumes()).sum(axis=1)
+    np.testing.assert_allclose(neighbours / (density * 4 / 3 * np.pi * 10.0**3), 1.0, atol=0.1)
+
+
+@pytest.mark.parametrize(
+    "name", ["Po simple cubic (1 atom)", "Fe bcc (1 atom)", "random triclinic", "skewed (unreduced) cell"]
+)
+def test_pair_counts_match_brute_force_images(name):
+    atoms = CRYSTALS[name]
+    counts = pair_counts(atoms)
+    for row, d in zip(counts, image_distances(atoms, 10.0), strict=True):
+        expected = np.bincount(np.floor(d / 0.1).astype(int), minlength=100)
+        np.testing.assert_array_equal(row, expected)
+
+
+def test_one_atom_cell_counts_periodic_images():
+    atoms = bulk("Po", "sc", a=3.35)
+    counts = pair_counts(atoms)[0]
+    shells = {3.35: 6, 3.35 * np.sqrt(2): 12, 3.35 * np.sqrt(3): 8, 6.7: 6}
+    for distance, n in shells.items():
+        assert counts[int(distance / 0.1)] == n
+    assert atomic_pdf(atoms, legacy=True).any() and atomic_pdf(atoms).any()
+
+
+def test_corrected_pdf_is_density_independent():
+    small, large = bulk("Cu", "fcc", a=3.615), bulk("Cu", "fcc", a=3.615 * 1.001)
+    # same shells, 0.3 % lower density: the legacy rows scale with ρ, g does not (up to binning)
+    g_small, g_large = atomic_pdf(small)[0], atomic_pdf(large)[0]
+    assert abs(g_small[60:].mean() - g_large[60:].mean()) < 0.05
+
+
+def test_smoothing_options():
+    atoms = CRYSTALS["NaCl rocksalt"]
+    raw = atomic_pdf(atoms, sigma_bins=0)
+    np.testing.assert_allclose(atomic_pdf(atoms, sigma_bins=2.0), gaussian_filter1d(raw, 2.0, mode="nearest"))
+    density = len(atoms) / atoms.get_volume()
+    np.testing.assert_allclose(
+        raw * density * featurize_module.shell_volumes(), pair_counts(atoms), atol=1e-9
+    )
+
+
+def test_other_grids():
+    atoms = CRYSTALS["Cu fcc (1 atom)"]
+    assert atomic_pdf(atoms, r_max=6.0, bin_width=0.05).shape == (1, 120)
+    np.testing.assert_array_equal(
+        pair_counts(atoms, r_max=6.0, bin_width=0.2)[0, :20].sum(), 12 + 6
+    )  # within 4 Å
+    with pytest.raises(ValueError, match="multiple of bin_width"):
+        atomic_pdf(atoms, r_max=10.0, bin_width=0.3)
+
+
+# ------------------------------------------------------------------------------------- simple RDF
+
+
+@pytest.mark.parametrize(
+    "name", ["NaCl rocksalt", "random triclinic", "large random cell", "Cu fcc conventional"]
+)
+def test_simple_rdf_equals_original(name):
+    atoms = CRYSTALS[name]
+    assert np.array_equal(simple_rdf(atoms), original_simple_rdf(atoms.positions))
+
+
+def test_simple_rdf_ignores_images_unless_periodic():
+    atoms = CRYSTALS["Po simple cubic (1 atom)"]
+    assert not simple_rdf(atoms).any()  # one atom, no images: nothing to count
+    periodic = simple_rdf(atoms, periodic=True)
+    (d,) = image_distances(atoms, 10.0 + 1e-9)
+    d = d[(d > 0.3) & (d <= 10.0)]
+    edges = np.arange(0, 10.1, 0.1)
+    expected = np.histogram(d, bins=edges)[0] / (4 / 3 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3))
+    np.testing.assert_allclose(periodic[0], gaussian_filter1d(expected, 1), rtol=1e-12)
+
+
+def test_featurize_simple_rdf_legacy_flag():
+    structures = [CRYSTALS["NaCl rocksalt"], CRYSTALS["Mg hcp"]]
+    legacy = featurize(structures, method="simple_rdf", legacy=True, progress=False)
+    fixed = featurize(structures, method="simple_rdf", legacy=False, progress=False)
+    for atoms, a, b in zip(structures, legacy, fixed, strict=True):
+        assert np.array_equal(a, simple_rdf(atoms, periodic=False))
+        assert np.array_equal(b, simple_rdf(atoms, periodic=True))
+
+
+# ------------------------------------------------------------------------------------- bad input
+
+
+def test_bad_structures_raise():
+    with pytest.raises(ValueError, match="closer than 0.5"):
+        atomic_pdf(Atoms("Cu2", positions=[[0, 0, 0], [0.2, 0, 0]], cell=[5, 5, 5], pbc=True))
+    with pytest.raises(ValueError, match="not periodic"):
+        atomic_pdf(Atoms("Cu", cell=[5, 5, 5], pbc=False))
+    with pytest.raises(ValueError, match="no atoms"):
+        atomic_pdf(Atoms(cell=[5, 5, 5], pbc=True))
+    with pytest.raises(ValueError, match="zero volume"):
+        atomic_pdf(Atoms("Cu", cell=[[5, 0, 0], [0, 5, 0], [5, 5, 0]], pbc=True))
+    with pytest.raises(ValueError, match="NaN"):
+        atomic_pdf(Atoms("Cu", positions=[[np.nan, 0, 0]], cell=[5, 5, 5], pbc=True))
+    good = CRYSTALS["Cu fcc (1 atom)"]
+    bad = Atoms("Cu2", positions=[[0, 0, 0], [0.2, 0, 0]], cell=[5, 5, 5], pbc=True)
+    with pytest.raises(ValueError, match="structure 2: atom 0 is 0.200 Å from atom 1"):
+        featurize([good, good, bad], progress=False)
+    with pytest.raises(ValueError, match="unknown featurization method"):
+        featurize([good], method="soap", progress=False)
+
+
+# ------------------------------------------------------------------------- parallelism and caching
+
+
+def test_n_jobs_2_equals_n_jobs_1(monkeypatch):
+    monkeypatch.setattr(featurize_module, "_MAX_CHUNK_ATOMS", 16)  # several chunks
+    structures = list(CRYSTALS.values())
+    for legacy in (True, False):
+        serial = featurize(structures, legacy=legacy, n_jobs=1, progress=False)
+        parallel = featurize(structures, legacy=legacy, n_jobs=2, progress=False)
+        assert len(parallel) == len(structures)
+        for a, b in zip(serial, parallel, strict=True):
+            assert np.array_equal(a, b)
+
+
+def test_dask_backend(monkeypatch):
+    distributed = pytest.importorskip("dask.distributed")
+    monkeypatch.setattr(featurize_module, "_MAX_CHUNK_ATOMS", 16)
+    structures = list(CRYSTALS.values())[:8]
+    serial = featurize(structures, legacy=True, progress=False)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        with distributed.Client(cluster):
+            result = featurize(structures, legacy=True, n_jobs=2, backend="dask", progress=False)
+    for a, b in zip(serial, result, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_progress_bar(capsys):
+    featurize([CRYSTALS["Cu fcc (1 atom)"]] * 3, progress=True)
+    assert "3/3" in capsys.readouterr().err
+
+
+def test_cache_roundtrip(tmp_path, monkeypatch):
+    structures = [CRYSTALS[k] for k in ("NaCl rocksalt", "graphite (layered)", "Ti hcp")]
+    first = featurize(structures, legacy=True, progress=False, cache_dir=tmp_path)
+    files = list(tmp_path.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npz" and files[0].name.startswith("features_pdf_")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed although cached")
+
+    monkeypatch.setattr(featurize_module, "_run_chunk", fail)
+    second = featurize(structures, legacy=True, progress=False, cache_dir=tmp_path)
+    for a, b in zip(first, second, strict=True):
+        assert np.array_equal(a, b)
+    with np.load(files[0], allow_pickle=False) as stored:
+        assert stored["offsets"].tolist() == [0, 2, 6, 8]
+    # any change of inputs or options is a different key
+    monkeypatch.undo()
+    featurize(structures, legacy=False, progress=False, cache_dir=tmp_path)
+    moved = [s.copy() for s in structures]
+    moved[0].positions[0, 0] += 0.01
+    featurize(moved, legacy=True, progress=False, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 3
+    assert not [p for p in tmp_path.iterdir() if p.suffix != ".npz"]  # no temporary files left behind
+    assert FEATURIZER_VERSION >= 1
+
+
+def test_corrupt_cache_is_recomputed(tmp_path):
+    structures = [CRYSTALS["CsCl"]]
+    featurize(structures, progress=False, cache_dir=tmp_path)
+    (path,) = tmp_path.glob("*.npz")
+    path.write_bytes(b"not a zip file")
+    with pytest.warns(UserWarning, match="unreadable feature cache"):
+        again = featurize(structures, progress=False, cache_dir=tmp_path)
+    assert np.array_equal(again[0], atomic_pdf(structures[0]))
+
+
+# ------------------------------------------------------------------------------------------- CLI
+
+
+def test_cmd_featurize(tmp_path, capsys):
+    ase.io.write(tmp_path / "nacl.cif", bulk("NaCl", "rocksalt", a=5.64))
+    ase.io.write(tmp_path / "POSCAR", bulk("Si", "diamond", a=5.431), format="vasp")
+    (tmp_path / "bad.cif").write_text("")
+    out = tmp_path / "features.npz"
+    args = argparse.Namespace(
+        files=[str(tmp_path / "nacl.cif"), str(tmp_path / "bad.cif"), str(tmp_path / "POSCAR")],
+        out=str(out),
+        method="pdf",
+        legacy=True,
+        n_jobs=1,
+    )
+    assert cmd_featurize(args) == 1  # one file failed
+    assert "bad.cif: empty file" in capsys.readouterr().err
+    with np.load(out, allow_pickle=False) as stored:
+        assert [Path(p).name for p in stored["ids"]] == ["nacl.cif", "POSCAR"]
+        assert stored["offsets"].tolist() == [0, 2, 4]
+        assert stored["features"].shape == (4, 100)
+        assert stored["tokens"].dtype == np.int32 and stored["tokens"].shape == (4,)
+        np.testing.assert_array_equal(
+            stored["features"][:2], original_pdf(ase.io.read(tmp_path / "nacl.cif"))
+        )
