@@ -39,6 +39,7 @@ reproduce: ## Run the notebooks headless (papermill) and write results/README.md
 
 benchmarks: ## Featurization and training-speed benchmarks (needs the data mirror)
 	$(BIN)/python benchmarks/featurize.py
+	$(BIN)/python benchmarks/predict_speed.py
 
 clean: ## Remove caches and generated results (keeps .venv)
 	rm -rf results .pytest_cache .ruff_cache build dist *.egg-info

@@ -68,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", default="predictions.csv")
     predict.add_argument("--truncate", action="store_true", help="cut structures above max_atoms (with a warning)")
     predict.add_argument("--batch-size", type=int, default=64)
-    predict.set_defaults(func=_lazy("s2p_utils.predict", "cmd_predict"))
+    predict.add_argument(
+        "--grid", default=None, help="target grid for grid-input models: START:STOP:N (e.g. -10:10:500) or a .npy/.txt file"
+    )
+    predict.set_defaults(func=_lazy("s2p_utils.prediction", "cmd_predict"))
 
     reproduce = sub.add_parser("reproduce", help="run the paper notebooks headless and tabulate results")
     reproduce.add_argument("--datasets", nargs="*", default=None, help="only these datasets (default all)")

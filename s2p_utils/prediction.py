@@ -1,0 +1,537 @@
+"""Spectra for any crystal: structures in, predicted DOS out (``s2p predict``).
+
+:func:`predict` takes a trained model — a saved ``.keras`` file (with its ``.json`` metadata sidecar), an
+ensemble (a directory of member ``.keras`` files, or a list of them), an authors' legacy ``.h5`` file, or
+an in-memory ``keras.Model`` — and structures (``ase.Atoms`` or file paths), featurises them the way the
+model was trained (PDF or simple RDF, legacy or corrected, ``max_atoms`` padding), runs the network in
+batches and undoes the target scaling. An ensemble returns the member mean and the per-point standard
+deviation across members.
+
+:func:`cmd_predict` is the command line: every file is read on its own; a bad file is reported on
+stderr with its reason and skipped, the others are written to a CSV ``id,file,grid,prediction`` (plus
+``std`` for an ensemble; spectra and grids as JSON lists); the exit status is 1 when any file failed.
+
+TensorFlow is imported here (through :mod:`s2p_utils.model`) only when a model is loaded or run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from s2p_utils.config import PRESETS, ExperimentConfig, ModelConfig
+
+__all__ = [
+    "PredictionResult",
+    "LoadedModel",
+    "load_predictor",
+    "structure_inputs",
+    "run_model",
+    "predict",
+    "cmd_predict",
+    "parse_grid",
+]
+
+#: Structures featurised and run through the network at a time (bounds the memory of large jobs).
+CHUNK_SIZE = 1024
+
+
+@dataclass
+class PredictionResult:
+    """Predicted spectra.
+
+    Attributes:
+        ids: one id per structure (``atoms.info["id"]``, the file stem, or ``structure_<i>``).
+        grid: float64 ``(n_out,)`` common grid, or ``(n, n_out)`` per-structure grids, in ``grid_unit``.
+        grid_unit: ``"cm^-1"``, ``"eV"`` or ``"bin"`` (bin indices when the model stores no grid).
+        mean: float32 ``(n, n_out)`` predicted spectra (the ensemble mean), in the training targets' units.
+        std: float32 ``(n, n_out)`` standard deviation across ensemble members, or ``None`` for one model.
+        n_atoms: int ``(n,)`` atoms in each structure (before any truncation).
+        timings: seconds spent ``read`` (files), ``featurize`` and ``model``.
+    """
+
+    ids: list[str]
+    grid: np.ndarray
+    grid_unit: str
+    mean: np.ndarray
+    std: np.ndarray | None
+    n_atoms: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def grid_of(self, index: int) -> np.ndarray:
+        """The grid of structure ``index``: float64 ``(n_out,)``."""
+        return self.grid if self.grid.ndim == 1 else self.grid[index]
+
+
+@dataclass
+class LoadedModel:
+    """One network or an ensemble of identical networks, with what is needed to feed it.
+
+    Attributes:
+        models: the member ``keras.Model`` objects (one for a single model).
+        metadata: the saved metadata (see :func:`s2p_utils.model.save_model`), ``members`` set to
+            ``len(models)``.
+        config: an :class:`ExperimentConfig` whose ``model`` matches the network's input shapes and whose
+            ``featurizer`` is the metadata's; handed to :func:`s2p_utils.inputs.model_inputs`.
+        grid: float64 ``(n_out,)`` grid of the output, or ``None`` when it must be given per call.
+        grid_unit: unit of ``grid``.
+    """
+
+    models: list[Any]
+    metadata: dict[str, Any]
+    config: ExperimentConfig
+    grid: np.ndarray | None
+    grid_unit: str
+
+    @property
+    def max_atoms(self) -> int:
+        return self.config.model.max_atoms
+
+    @property
+    def n_out(self) -> int:
+        return self.config.model.n_out
+
+    @property
+    def grid_input(self) -> bool:
+        return self.config.model.grid_input
+
+
+def parse_grid(text: str | None) -> np.ndarray | None:
+    """A grid from the command line: ``"START:STOP:N"`` (``numpy.linspace``), or a ``.npy``/text file."""
+    if text is None:
+        return None
+    parts = text.split(":")
+    if len(parts) == 3:
+        try:
+            return np.linspace(float(parts[0]), float(parts[1]), int(parts[2]))
+        except ValueError:
+            raise ValueError(f"grid {text!r}: expected START:STOP:N, e.g. -10:10:500") from None
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError(f"grid {text!r}: neither START:STOP:N nor an existing .npy/text file")
+    return np.load(path) if path.suffix == ".npy" else np.loadtxt(path)
+
+
+def _model_config(model: Any, featurizer: str, preset: str | None) -> ExperimentConfig:
+    """An ExperimentConfig matching the network's actual input/output shapes."""
+    shapes = {tensor.name.split(":")[0]: tuple(tensor.shape) for tensor in model.inputs}
+    if "pdf" not in shapes or "tokens" not in shapes:
+        raise ValueError(f"model {model.name!r} has inputs {sorted(shapes)}; expected 'pdf' and 'tokens'")
+    n_out = int(model.outputs[0].shape[-1])
+    try:
+        lstm_units = int(model.get_layer("structure_lstm").units)
+    except ValueError:
+        lstm_units = 0
+    model_config = ModelConfig(
+        max_atoms=int(shapes["tokens"][1]),
+        lstm_units=lstm_units,
+        n_out=n_out,
+        grid_input="grid" in shapes,
+        n_pdf_bins=int(shapes["pdf"][2]),
+    )
+    base = PRESETS.get(preset or "")
+    if base is not None:
+        return replace(base, model=replace(base.model, **_fields(model_config)), featurizer=featurizer)
+    return ExperimentConfig(name=preset or "model", dataset="", model=model_config, featurizer=featurizer)
+
+
+def _fields(config: ModelConfig) -> dict[str, Any]:
+    return {
+        "max_atoms": config.max_atoms,
+        "lstm_units": config.lstm_units,
+        "n_out": config.n_out,
+        "grid_input": config.grid_input,
+        "n_pdf_bins": config.n_pdf_bins,
+    }
+
+
+def _member_paths(path: Path) -> list[Path]:
+    if path.is_dir():
+        members = sorted(path.glob("*.keras"))
+        if not members:
+            raise ValueError(f"{path}: an ensemble directory must hold member .keras files; found none")
+        return members
+    return [path]
+
+
+def _load_members(source: Any) -> tuple[list[Any], list[dict[str, Any]], list[str]]:
+    from s2p_utils.model import load_model
+
+    if isinstance(source, str | os.PathLike):
+        paths = _member_paths(Path(source))
+    else:
+        paths = [Path(p) for p in source]
+    models, metas, sources = [], [], []
+    for path in paths:
+        loaded, meta = load_model(path)
+        members = list(loaded) if isinstance(loaded, list | tuple) else [loaded]
+        models.extend(members)
+        metas.extend([meta] * len(members))
+        sources.extend([str(path)] * len(members))
+    return models, metas, sources
+
+
+_MUST_AGREE = ("featurizer", "legacy", "max_atoms", "grid", "grid_unit", "target_scaler", "kind")
+
+
+def load_predictor(
+    model_or_path: Any,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    grid: np.ndarray | Sequence[float] | None = None,
+) -> LoadedModel:
+    """Load a model (or ensemble) for prediction.
+
+    Args:
+        model_or_path: a ``.keras`` path (metadata from its ``.json`` sidecar), an authors' ``.h5`` path,
+            a directory of ensemble members, a list of member paths, a ``keras.Model``, a list of models,
+            a ``(model, metadata)`` tuple or an existing :class:`LoadedModel`.
+        metadata: metadata for in-memory models (default: corrected PDF features, no target scaling,
+            bin-index grid).
+        grid: the output grid ``(n_out,)``, overriding the metadata's; required for a grid-input model
+            whose metadata stores none (the authors' ``.h5`` files).
+
+    Raises:
+        ValueError: unreadable model, members that disagree on features/grid/scaling, or a grid of the
+            wrong length.
+    """
+    if isinstance(model_or_path, LoadedModel):
+        loaded = model_or_path
+        if grid is None:
+            return loaded
+        return load_predictor(loaded.models, metadata=loaded.metadata, grid=grid)
+    if isinstance(model_or_path, tuple) and len(model_or_path) == 2 and isinstance(model_or_path[1], Mapping):
+        model_or_path, metadata = model_or_path
+    is_path = isinstance(model_or_path, str | os.PathLike)
+    is_path_list = isinstance(model_or_path, list | tuple) and all(
+        isinstance(m, str | os.PathLike) for m in model_or_path
+    )
+    if is_path or is_path_list:
+        models, metas, sources = _load_members(model_or_path)
+        first = metas[0]
+        for source, meta in zip(sources[1:], metas[1:], strict=True):
+            differing = [key for key in _MUST_AGREE if meta.get(key) != first.get(key)]
+            if differing:
+                raise ValueError(f"ensemble member {source} differs from {sources[0]} in {differing}")
+        meta = {**first, **(dict(metadata) if metadata else {})}
+    else:
+        models = list(model_or_path) if isinstance(model_or_path, list | tuple) else [model_or_path]
+        meta = dict(metadata or {})
+    if not models:
+        raise ValueError("no model given")
+    meta.setdefault("featurizer", "pdf")
+    meta.setdefault("legacy", False)
+    meta["members"] = len(models)
+    config = _model_config(models[0], str(meta["featurizer"]), meta.get("preset"))
+    for other in models[1:]:
+        if _fields(_model_config(other, config.featurizer, None).model) != _fields(config.model):
+            raise ValueError(f"ensemble member {other.name!r} has different input/output shapes")
+    if grid is not None:
+        grid_array, unit = np.asarray(grid, dtype=np.float64), meta.get("grid_unit") or ""
+    elif meta.get("grid") is not None:
+        grid_array, unit = np.asarray(meta["grid"], dtype=np.float64), meta.get("grid_unit") or ""
+    elif config.model.grid_input:
+        grid_array, unit = None, meta.get("grid_unit") or ""  # must come with each call
+    else:
+        grid_array, unit = np.arange(config.model.n_out, dtype=np.float64), "bin"
+    if grid_array is not None and grid_array.shape[-1] != config.model.n_out:
+        raise ValueError(
+            f"grid has {grid_array.shape[-1]} points but the model predicts {config.model.n_out}"
+        )
+    return LoadedModel(models=models, metadata=meta, config=config, grid=grid_array, grid_unit=unit)
+
+
+def _structure_id(atoms: Any, index: int) -> str:
+    info = getattr(atoms, "info", {}) or {}
+    for key in ("id", "mp_id", "material_id", "jid"):
+        if info.get(key):
+            return str(info[key])
+    return f"structure_{index}"
+
+
+def structure_inputs(
+    loaded: LoadedModel,
+    structures: Sequence[Any],
+    *,
+    truncate: bool = False,
+    grids: np.ndarray | None = None,
+    n_jobs: int = 1,
+    progress: bool = False,
+    cache: bool = False,
+) -> dict[str, np.ndarray]:
+    """Network inputs for ``structures`` (``ase.Atoms``) featurised as the model was trained.
+
+    ``cache=True`` stores/reuses the features in the feature cache (off by default: arbitrary user
+    structures are rarely featurised twice).
+
+    Returns the dict of :func:`s2p_utils.inputs.model_inputs`: ``pdf`` float32 ``(n, max_atoms, n_bins)``,
+    ``tokens`` int32 ``(n, max_atoms)`` and, for grid-input models, ``grid`` float32 ``(n, n_out)``.
+
+    Raises:
+        ValueError: a structure has more than ``max_atoms`` atoms and ``truncate`` is False (the message
+            names it), or it cannot be featurised.
+    """
+    from s2p_utils.inputs import model_inputs
+
+    if not truncate:
+        for index, atoms in enumerate(structures):
+            if len(atoms) > loaded.max_atoms:
+                raise ValueError(
+                    f"{_structure_id(atoms, index)}: {len(atoms)} atoms exceed the model's max_atoms="
+                    f"{loaded.max_atoms} (use truncate / --truncate to cut)"
+                )
+    if loaded.grid_input:
+        if grids is None:
+            if loaded.grid is None:
+                raise ValueError(
+                    "this model takes the energy/frequency grid as input: pass grid= (or --grid)"
+                )
+            grids = loaded.grid
+        grids = np.broadcast_to(np.asarray(grids, dtype=np.float32), (len(structures), loaded.n_out))
+    return model_inputs(
+        list(structures),
+        loaded.config,
+        legacy=bool(loaded.metadata.get("legacy", False)),
+        grids=grids if loaded.grid_input else None,
+        truncate="post" if truncate else "error",
+        n_jobs=n_jobs,
+        progress=progress,
+        cache=cache,
+    )
+
+
+def _unscale(prediction: np.ndarray, scaler: Mapping[str, Any] | None) -> np.ndarray:
+    """Undo sklearn-MinMaxScaler-style scaling: ``(pred − min) / scale``."""
+    if not scaler:
+        return prediction
+    minimum = np.asarray(scaler["min"], dtype=np.float64)
+    scale = np.asarray(scaler["scale"], dtype=np.float64)
+    return (prediction - minimum) / scale
+
+
+def run_model(
+    loaded: LoadedModel, inputs: Mapping[str, np.ndarray], *, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run every member on ``inputs`` and undo the target scaling.
+
+    Returns:
+        ``(mean, std)``: float32 ``(n, n_out)`` member mean, and the member standard deviation (population,
+        ``ddof=0``) or ``None`` for a single model.
+    """
+    n = len(next(iter(inputs.values())))
+    if n == 0:
+        empty = np.zeros((0, loaded.n_out), dtype=np.float32)
+        return empty, (empty.copy() if len(loaded.models) > 1 else None)
+    scaler = loaded.metadata.get("target_scaler")
+    outputs = []
+    for model in loaded.models:
+        names = [tensor.name.split(":")[0] for tensor in model.inputs]
+        feed = {name: inputs[name] for name in names}
+        raw = np.asarray(model.predict(feed, batch_size=batch_size, verbose=0), dtype=np.float64)
+        outputs.append(_unscale(raw, scaler))
+    stacked = np.stack(outputs)
+    mean = stacked.mean(axis=0).astype(np.float32)
+    std = stacked.std(axis=0).astype(np.float32) if len(outputs) > 1 else None
+    return mean, std
+
+
+def _as_atoms(structures: Iterable[Any], ids: Sequence[str] | None) -> tuple[list[Any], list[str], float]:
+    from s2p_utils.data.structures import read_structure
+
+    start = time.perf_counter()
+    atoms_list, names = [], []
+    for index, item in enumerate(structures):
+        if isinstance(item, str | os.PathLike):
+            atoms_list.append(read_structure(item))
+            names.append(_file_id(item))
+        else:
+            atoms_list.append(item)
+            names.append(_structure_id(item, index))
+    if ids is not None:
+        if len(ids) != len(atoms_list):
+            raise ValueError(f"{len(ids)} ids for {len(atoms_list)} structures")
+        names = [str(i) for i in ids]
+    return atoms_list, names, time.perf_counter() - start
+
+
+def predict(
+    model_or_path: Any,
+    structures: Iterable[Any],
+    *,
+    batch_size: int = 64,
+    truncate: bool = False,
+    ids: Sequence[str] | None = None,
+    grid: np.ndarray | Sequence[float] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    n_jobs: int = 1,
+    progress: bool = False,
+) -> PredictionResult:
+    """Predict the spectra of ``structures``.
+
+    Args:
+        model_or_path: see :func:`load_predictor` (path, ensemble directory/list, ``keras.Model``, ...).
+        structures: ``ase.Atoms`` objects or structure file paths (any format of
+            :func:`s2p_utils.data.structures.read_structure`).
+        batch_size: network batch size.
+        truncate: cut structures with more than the model's ``max_atoms`` atoms (keeping the first
+            ``max_atoms``, with a warning) instead of raising.
+        ids: names of the structures (default: ``atoms.info["id"]`` or the file stem).
+        grid: ``(n_out,)`` or per-structure ``(n, n_out)`` output grid (required for an authors' grid-input
+            ``.h5``; otherwise the saved one is used).
+        metadata: metadata of an in-memory model (see :func:`load_predictor`).
+        n_jobs: featurisation processes.
+        progress: show progress bars.
+
+    Returns:
+        :class:`PredictionResult` (``std`` set for ensembles). Unscaled with the model's ``target_scaler``.
+
+    Raises:
+        ValueError: an unreadable file or invalid structure (named), a structure above ``max_atoms``
+            without ``truncate``, or a missing grid.
+    """
+    per_structure_grid = grid is not None and np.ndim(grid) == 2
+    loaded = load_predictor(model_or_path, metadata=metadata, grid=None if per_structure_grid else grid)
+    atoms_list, names, read_seconds = _as_atoms(structures, ids)
+    n = len(atoms_list)
+    grids = None
+    if per_structure_grid:
+        grids = np.asarray(grid, dtype=np.float64)
+        if grids.shape != (n, loaded.n_out):
+            raise ValueError(f"per-structure grid of shape {grids.shape}; expected {(n, loaded.n_out)}")
+    elif loaded.grid is None:
+        raise ValueError("this model takes the energy/frequency grid as input and stores none: pass grid=")
+    timings = {"read": read_seconds, "featurize": 0.0, "model": 0.0}
+    means, stds = [], []
+    for start in range(0, n, CHUNK_SIZE):
+        chunk = atoms_list[start : start + CHUNK_SIZE]
+        tick = time.perf_counter()
+        inputs = structure_inputs(
+            loaded,
+            chunk,
+            truncate=truncate,
+            grids=None if grids is None else grids[start : start + CHUNK_SIZE],
+            n_jobs=n_jobs,
+            progress=progress,
+        )
+        tock = time.perf_counter()
+        mean, std = run_model(loaded, inputs, batch_size=batch_size)
+        timings["featurize"] += tock - tick
+        timings["model"] += time.perf_counter() - tock
+        means.append(mean)
+        stds.append(std)
+    ensemble = len(loaded.models) > 1
+    mean = np.concatenate(means) if means else np.zeros((0, loaded.n_out), dtype=np.float32)
+    std = (np.concatenate(stds) if stds else np.zeros_like(mean)) if ensemble else None
+    return PredictionResult(
+        ids=names,
+        grid=grids if grids is not None else np.asarray(loaded.grid, dtype=np.float64),
+        grid_unit=loaded.grid_unit,
+        mean=mean,
+        std=std,
+        n_atoms=np.array([len(a) for a in atoms_list], dtype=np.int64),
+        timings=timings,
+    )
+
+
+def _file_id(path: str | os.PathLike) -> str:
+    """``mp-1.cif`` → ``mp-1``, ``POSCAR`` → ``POSCAR``, ``x.json.gz`` → ``x``."""
+    name = Path(path).name
+    name = name[:-3] if name.endswith(".gz") else name
+    return Path(name).stem or name
+
+
+def _reason(path: str, error: Exception) -> str:
+    message = str(error)
+    return message if message.startswith(str(path)) else f"{path}: {message}"
+
+
+def _write_csv(path: Path, rows: list[list[str]], header: list[str]) -> Path:
+    import csv
+
+    from s2p_utils.results import _atomic_write_text
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return _atomic_write_text(path, buffer.getvalue())
+
+
+def cmd_predict(args: Any) -> int:
+    """``s2p predict MODEL FILES... --out predictions.csv [--truncate] [--batch-size N] [--grid G]``.
+
+    Reads each file on its own; a file that cannot be read, is not a valid structure, has more atoms than
+    the model's ``max_atoms`` (without ``--truncate``) or cannot be featurised is reported on stderr as
+    ``FILE: reason`` and skipped. Writes the others to ``--out`` (columns ``id,file,grid,prediction`` and
+    ``std`` for an ensemble). Returns 1 when any file failed, else 0.
+    """
+    from tqdm.auto import tqdm
+
+    from s2p_utils.data.structures import read_structure
+    from s2p_utils.results import spectrum_to_json
+
+    loaded = load_predictor(args.model, grid=parse_grid(getattr(args, "grid", None)))
+    if loaded.grid is None:
+        raise ValueError(
+            f"{args.model}: the model takes the grid as input and stores none; pass --grid START:STOP:N"
+        )
+    truncate = bool(getattr(args, "truncate", False))
+    failures: list[str] = []
+    good: list[tuple[str, Any]] = []
+    for file in tqdm(args.files, desc="reading", unit="file", disable=len(args.files) < 50):
+        try:
+            atoms = read_structure(file)
+            if not truncate and len(atoms) > loaded.max_atoms:
+                raise ValueError(
+                    f"{len(atoms)} atoms exceed the model's max_atoms={loaded.max_atoms} (use --truncate)"
+                )
+            good.append((file, atoms))
+        except ValueError as error:
+            failures.append(_reason(file, error))
+
+    mean_rows: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+    batch_size = int(getattr(args, "batch_size", 64) or 64)
+    for start in range(0, len(good), CHUNK_SIZE):
+        chunk = list(range(start, min(start + CHUNK_SIZE, len(good))))
+        try:
+            inputs = structure_inputs(loaded, [good[i][1] for i in chunk], truncate=truncate)
+            usable = chunk
+        except ValueError:
+            usable, parts = [], []  # find the culprit(s) one structure at a time
+            for i in chunk:
+                try:
+                    parts.append(structure_inputs(loaded, [good[i][1]], truncate=truncate))
+                    usable.append(i)
+                except ValueError as error:
+                    failures.append(_reason(good[i][0], error))
+            inputs = {key: np.concatenate([p[key] for p in parts]) for key in (parts[0] if parts else {})}
+        if not usable:
+            continue
+        mean, std = run_model(loaded, inputs, batch_size=batch_size)
+        for row, i in enumerate(usable):
+            mean_rows[i] = (mean[row], None if std is None else std[row])
+
+    ensemble = len(loaded.models) > 1
+    header = ["id", "file", "grid", "prediction"] + (["std"] if ensemble else [])
+    grid_text = json.dumps([float(x) for x in loaded.grid])
+    rows = []
+    for i, (file, _) in enumerate(good):
+        if i not in mean_rows:
+            continue
+        mean, std = mean_rows[i]
+        row = [_file_id(file), str(file), grid_text, spectrum_to_json(mean)]
+        rows.append(row + ([spectrum_to_json(std)] if ensemble else []))
+    out = _write_csv(Path(args.out), rows, header)
+    for message in failures:
+        print(f"s2p predict: skipped {message}", file=sys.stderr)
+    print(f"wrote {len(rows)} prediction(s) to {out}; {len(failures)} file(s) failed", file=sys.stderr)
+    return 1 if failures else 0
