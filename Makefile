@@ -18,8 +18,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 
-install: $(BIN)/python ## Create .venv and install the package with dev and notebook extras
-	$(BIN)/python -m pip install -e '.[dev,notebooks]'
+install: $(BIN)/python ## Create .venv and install the package with dev, notebook and CPU TensorFlow extras
+	$(BIN)/python -m pip install -e '.[tf-cpu,dev,notebooks]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (struct2prop)" >/dev/null
 
 test: test-lib test-notebooks ## Run the unit tests and execute every notebook with nbval (smoke mode)
@@ -31,8 +31,8 @@ test-notebooks: ## Run all notebooks under nbval in smoke mode
 	S2P_SMOKE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env notebooks/
 
 lint: ## Ruff lint and format check
-	$(BIN)/ruff check s2p_utils tests benchmarks
-	$(BIN)/ruff format --check s2p_utils tests benchmarks
+	$(BIN)/ruff check s2p_utils tests benchmarks notebooks/conftest.py
+	$(BIN)/ruff format --check s2p_utils tests benchmarks notebooks/conftest.py
 
 reproduce: ## Run the notebooks headless (papermill) and write results/README.md; DATASETS=e3nn_phdos runs one
 	$(BIN)/s2p reproduce $(if $(DATASETS),--datasets $(DATASETS),)

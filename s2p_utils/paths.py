@@ -31,9 +31,20 @@ def mirror_dir(override: str | os.PathLike | None = None) -> Path | None:
     return Path(value).expanduser()
 
 
+def _default_results() -> Path:
+    # A notebook opened from ``notebooks/`` writes to the checkout's ``results/``, not ``notebooks/results``.
+    here = Path.cwd()
+    if here.name == "notebooks" and (here.parent / "pyproject.toml").is_file():
+        return here.parent / "results"
+    return Path("results")
+
+
 def results_dir(override: str | os.PathLike | None = None) -> Path:
-    """The results folder (``metrics/``, ``predictions/``, ``figures/`` below it; created on demand)."""
-    path = Path(override or os.environ.get("S2P_RESULTS_DIR") or "results").expanduser()
+    """The results folder (``metrics/``, ``predictions/``, ``figures/`` below it; created on demand).
+
+    ``override``, else ``$S2P_RESULTS_DIR``, else ``./results`` (``../results`` when run from ``notebooks/``).
+    """
+    path = Path(override or os.environ.get("S2P_RESULTS_DIR") or _default_results()).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
