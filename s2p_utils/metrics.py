@@ -45,6 +45,7 @@ __all__ = [
     "heat_capacity",
     "mean_frequency",
     "spectrum_metrics",
+    "calibration",
 ]
 
 #: h·c/k_B in cm·K: converts a wavenumber in cm⁻¹ and a temperature in K to x = ħω/(k_B T).
@@ -253,3 +254,21 @@ def spectrum_metrics(
             metrics[f"baseline_{name}"] = value
     metrics["n_spectra"] = int(y.shape[0])
     return metrics
+
+
+def calibration(targets: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
+    """How often the truth lies within ±1σ and ±2σ of an ensemble prediction.
+
+    ``targets``, ``mean``, ``std``: ``(n, n_grid)`` in the target unit. Every grid point of every spectrum
+    counts once. For Gaussian, well-calibrated errors the fractions are 0.683 and 0.954; smaller values
+    mean the spread is over-confident. Also returns the mean σ (``std_mean``).
+    """
+    targets, mean, std = (np.asarray(a, dtype=np.float64) for a in (targets, mean, std))
+    if not (targets.shape == mean.shape == std.shape):
+        raise ValueError(f"shapes differ: targets {targets.shape}, mean {mean.shape}, std {std.shape}")
+    error = np.abs(targets - mean)
+    return {
+        "within_1sigma": float(np.mean(error <= std)),
+        "within_2sigma": float(np.mean(error <= 2.0 * std)),
+        "std_mean": float(std.mean()),
+    }

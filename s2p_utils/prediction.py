@@ -121,8 +121,14 @@ def parse_grid(text: str | None) -> np.ndarray | None:
     return np.load(path) if path.suffix == ".npy" else np.loadtxt(path)
 
 
-def _model_config(model: Any, featurizer: str, preset: str | None) -> ExperimentConfig:
-    """An ExperimentConfig matching the network's actual input/output shapes."""
+def _model_config(
+    model: Any, featurizer: str, preset: str | None, max_atoms: int | None = None
+) -> ExperimentConfig:
+    """An ExperimentConfig matching the network's actual input/output shapes.
+
+    A free-length network (atom axis ``None``) takes its ``max_atoms`` from the metadata, else from
+    its preset; with neither, the longest structure of each call sets the padding.
+    """
     shapes = {tensor.name.split(":")[0]: tuple(tensor.shape) for tensor in model.inputs}
     if "pdf" not in shapes or "tokens" not in shapes:
         raise ValueError(f"model {model.name!r} has inputs {sorted(shapes)}; expected 'pdf' and 'tokens'")
@@ -131,8 +137,11 @@ def _model_config(model: Any, featurizer: str, preset: str | None) -> Experiment
         lstm_units = int(model.get_layer("structure_lstm").units)
     except ValueError:
         lstm_units = 0
+    steps = shapes.get("tokens", (None, None))[1]
+    if steps is None:
+        steps = max_atoms or (PRESETS[preset].model.max_atoms if preset in PRESETS else 0)
     model_config = ModelConfig(
-        max_atoms=int(shapes["tokens"][1]),
+        max_atoms=int(steps),
         lstm_units=lstm_units,
         n_out=n_out,
         grid_input="grid" in shapes,
@@ -231,9 +240,10 @@ def load_predictor(
     meta.setdefault("featurizer", "pdf")
     meta.setdefault("legacy", False)
     meta["members"] = len(models)
-    config = _model_config(models[0], str(meta["featurizer"]), meta.get("preset"))
+    config = _model_config(models[0], str(meta["featurizer"]), meta.get("preset"), meta.get("max_atoms"))
     for other in models[1:]:
-        if _fields(_model_config(other, config.featurizer, None).model) != _fields(config.model):
+        other_config = _model_config(other, config.featurizer, None, config.model.max_atoms)
+        if _fields(other_config.model) != _fields(config.model):
             raise ValueError(f"ensemble member {other.name!r} has different input/output shapes")
     if grid is not None:
         grid_array, unit = np.asarray(grid, dtype=np.float64), meta.get("grid_unit") or ""
@@ -331,13 +341,15 @@ def run_model(
     if n == 0:
         empty = np.zeros((0, loaded.n_out), dtype=np.float32)
         return empty, (empty.copy() if len(loaded.models) > 1 else None)
+    from s2p_utils.batching import predict_batched
+
     scaler = loaded.metadata.get("target_scaler")
+    permutations = int(loaded.metadata.get("test_time_permutations", 0) or 0)
     outputs = []
     for model in loaded.models:
-        names = [tensor.name.split(":")[0] for tensor in model.inputs]
-        feed = {name: inputs[name] for name in names}
-        raw = np.asarray(model.predict(feed, batch_size=batch_size, verbose=0), dtype=np.float64)
-        outputs.append(_unscale(raw, scaler))
+        # length-sorted batches cut to their longest structure (same outputs, fewer LSTM steps)
+        raw = predict_batched(model, dict(inputs), batch_size=batch_size, permutations=permutations)
+        outputs.append(_unscale(np.asarray(raw, dtype=np.float64), scaler))
     stacked = np.stack(outputs)
     mean = stacked.mean(axis=0).astype(np.float32)
     std = stacked.std(axis=0).astype(np.float32) if len(outputs) > 1 else None

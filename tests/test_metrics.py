@@ -137,3 +137,18 @@ def test_bad_input_is_a_value_error():
         metrics.spectrum_metrics(np.zeros((2, 3)), np.full((2, 3), np.nan))
     with pytest.raises(ValueError, match="grid"):
         metrics.spectrum_metrics(np.zeros((2, 3)), np.zeros((2, 3)), grid=np.arange(4))
+
+
+def test_calibration_fractions_by_hand():
+    from s2p_utils.metrics import calibration
+
+    targets = np.array([[0.0, 1.0, 2.0, 3.0]])
+    mean = np.array([[0.5, 1.0, 0.0, 3.0]])  # errors 0.5, 0, 2, 0
+    std = np.array([[1.0, 0.1, 0.5, 0.2]])  # within 1σ: yes, yes, no, yes; within 2σ: same
+    result = calibration(targets, mean, std)
+    assert result["within_1sigma"] == 0.75 and result["within_2sigma"] == 0.75
+    assert result["std_mean"] == pytest.approx(0.45)
+    wider = calibration(targets, mean, std * 2.1)  # 2 ≤ 2·2.1·0.5 → the third point enters at 2σ
+    assert wider["within_2sigma"] == 1.0
+    with pytest.raises(ValueError, match="shapes differ"):
+        calibration(targets, mean, std[:, :2])

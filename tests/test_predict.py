@@ -19,6 +19,7 @@ GRID = [0.0, 250.0, 500.0, 750.0, 1000.0]
 SCALER = {"min": [0.1, 0.0, -0.2, 0.0, 0.3], "scale": [2.0, 1.0, 0.5, 4.0, 1.0]}
 METADATA = {
     "preset": None,
+    "max_atoms": TINY.max_atoms,
     "featurizer": "pdf",
     "legacy": False,
     "grid": GRID,

@@ -1,0 +1,189 @@
+"""Length-bucketed batches: pad each batch only to its own longest structure.
+
+Padding every crystal to ``max_atoms`` (128 for e3nn_phdos, whose crystals have 2–40 atoms) makes the
+LSTMs walk mostly through padding. With the padding masked, the network's output does not depend on how
+many padded steps follow the last atom, so a batch can be cut to its longest member: same weights, same
+predictions, far fewer steps. Training batches are formed from rows of similar length (sorted by length
+plus a random jitter, then the batch order shuffled), so batches stay random but short.
+
+Atom-order augmentation (``permute_atoms=True``): the spectrum of a crystal does not depend on the order
+in which its atoms are listed, but an LSTM reading the atom sequence does. Training on a random atom
+order per visit teaches the invariance; :func:`predict_batched` with ``permutations=k`` averages the
+prediction over the listed order and ``k`` random orders (test-time augmentation).
+
+Arrays follow :func:`s2p_utils.inputs.model_inputs`: ``pdf`` float32 ``(n, max_atoms, n_features)``,
+``tokens`` int32 ``(n, max_atoms)`` post-padded with zeros. No TensorFlow import at module level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+__all__ = ["atom_counts", "bucketed_order", "cut_batch", "epoch_batches", "batch_dataset", "predict_batched"]
+
+SEQUENCE_INPUTS = ("pdf", "tokens")
+
+
+def atom_counts(tokens: np.ndarray) -> np.ndarray:
+    """Number of real atoms per row of post-padded ``tokens`` ``(n, max_atoms)`` → int ``(n,)``."""
+    return np.count_nonzero(np.asarray(tokens), axis=1)
+
+
+def bucketed_order(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, jitter: float = 3.0
+) -> list[np.ndarray]:
+    """Split rows into batches of similar length, in random batch order.
+
+    Rows are sorted by ``length + uniform(0, jitter)`` (ties and near-ties broken at random), cut into
+    consecutive batches of ``batch_size``, and the batches shuffled.
+    """
+    lengths = np.asarray(lengths, dtype=np.float64)
+    key = lengths + rng.uniform(0.0, jitter, size=len(lengths))
+    order = np.argsort(key, kind="stable")
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def cut_batch(
+    inputs: dict[str, np.ndarray],
+    rows: np.ndarray,
+    *,
+    bucketed: bool = True,
+    permutation_rng: np.random.Generator | None = None,
+) -> dict[str, np.ndarray]:
+    """Rows ``rows`` of ``inputs``, sequence inputs cut to the longest member when ``bucketed``.
+
+    With ``permutation_rng``, the real atoms of every row are put in a random order (same order for
+    the ``pdf`` and ``tokens`` of that row; padding stays at the end).
+    """
+    batch = {name: np.asarray(array[rows]) for name, array in inputs.items()}
+    lengths = atom_counts(batch["tokens"])
+    if bucketed and "grid" not in batch:
+        width = max(int(lengths.max(initial=0)), 1)
+        for name in SEQUENCE_INPUTS:
+            batch[name] = np.ascontiguousarray(batch[name][:, :width])
+    if permutation_rng is not None:
+        for k, length in enumerate(lengths):
+            order = permutation_rng.permutation(int(length))
+            for name in SEQUENCE_INPUTS:
+                batch[name][k, :length] = batch[name][k, order]
+    return batch
+
+
+def epoch_batches(
+    inputs: dict[str, np.ndarray],
+    targets: np.ndarray,
+    *,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    bucketed: bool,
+    permute_atoms: bool = False,
+) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """The training batches of one epoch; a fixed function of ``(seed, epoch)`` (resumable).
+
+    Unbucketed: rows in ``default_rng([seed, epoch]).permutation(n)`` order, padded to ``max_atoms``
+    (the original recipe). Bucketed: :func:`bucketed_order` with the same generator.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    n = len(targets)
+    if bucketed and "grid" not in inputs:
+        batches = bucketed_order(atom_counts(inputs["tokens"]), batch_size, rng)
+    else:
+        order = rng.permutation(n)
+        batches = [order[start : start + batch_size] for start in range(0, n, batch_size)]
+    permutation_rng = np.random.default_rng([seed, epoch, 1]) if permute_atoms else None
+    for rows in batches:
+        yield cut_batch(inputs, rows, bucketed=bucketed, permutation_rng=permutation_rng), targets[rows]
+
+
+def batch_dataset(
+    inputs: dict[str, np.ndarray],
+    targets: np.ndarray,
+    *,
+    batch_size: int,
+    seed: int,
+    first_epoch: int,
+    last_epoch: int,
+    bucketed: bool,
+    permute_atoms: bool = False,
+):
+    """``tf.data.Dataset`` of the training batches of epochs ``first_epoch .. last_epoch - 1``, in order.
+
+    The sequence dimension is declared ``None`` so one traced training step serves every batch width.
+    """
+    import tensorflow as tf
+
+    names = sorted(inputs)
+
+    def generate():
+        for epoch in range(first_epoch, last_epoch):
+            yield from epoch_batches(
+                inputs,
+                targets,
+                batch_size=batch_size,
+                seed=seed,
+                epoch=epoch,
+                bucketed=bucketed,
+                permute_atoms=permute_atoms,
+            )
+
+    def spec(array: np.ndarray, name: str):
+        shape = (None, *array.shape[1:])
+        if bucketed and name in SEQUENCE_INPUTS and "grid" not in inputs:
+            shape = (None, None, *array.shape[2:])
+        return tf.TensorSpec(shape, tf.as_dtype(array.dtype))
+
+    signature = (
+        {name: spec(inputs[name], name) for name in names},
+        tf.TensorSpec((None, *targets.shape[1:]), tf.as_dtype(targets.dtype)),
+    )
+    return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)
+
+
+def evaluation_batches(inputs: dict[str, np.ndarray], batch_size: int, bucketed: bool) -> list[np.ndarray]:
+    """Row batches for inference: sorted by length when ``bucketed`` (fewest padded steps), else in order."""
+    n = len(inputs["tokens"])
+    order = np.argsort(atom_counts(inputs["tokens"]), kind="stable") if bucketed else np.arange(n)
+    return [order[start : start + batch_size] for start in range(0, n, batch_size)]
+
+
+def predict_batched(
+    model,
+    inputs: dict[str, np.ndarray],
+    *,
+    batch_size: int = 256,
+    bucketed: bool = True,
+    permutations: int = 0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Model outputs float32 ``(n, n_out)`` for ``inputs``, in row order.
+
+    ``bucketed`` cuts each batch to its longest structure (only for a model built with a free sequence
+    length and a masked PDF branch, see :func:`s2p_utils.model.build_model`; otherwise batches keep the
+    full padded width). ``permutations=k`` averages over the listed atom
+    order and ``k`` random orders (seeded).
+    """
+    names = [tensor.name.split(":")[0] for tensor in model.inputs]
+    layer_names = {layer.name for layer in model.layers}
+    # cutting is exact only when padding is masked on every branch (not the e3nn notebook's unmasked BiLSTM)
+    bucketed = (
+        bucketed and "grid" not in names and model.inputs[0].shape[1] is None and "pdf_masking" in layer_names
+    )
+    n = len(inputs["tokens"])
+    total = None
+    for k in range(permutations + 1):
+        rng = np.random.default_rng([seed, k]) if k else None
+        out = None
+        for rows in evaluation_batches(inputs, batch_size, bucketed):
+            batch = cut_batch(
+                {name: inputs[name] for name in names}, rows, bucketed=bucketed, permutation_rng=rng
+            )
+            values = np.asarray(model(batch, training=False), dtype=np.float32)
+            if out is None:
+                out = np.zeros((n, values.shape[1]), dtype=np.float32)
+            out[rows] = values
+        total = out if total is None else total + out
+    return total / (permutations + 1)

@@ -1,0 +1,433 @@
+"""Training: the paper's recipe (MAE, Adam, step-decayed learning rate), resumable and seeded.
+
+Two modes (see :func:`train_model`):
+
+``legacy``  the original notebooks: early stopping on the *training* loss (``min_delta`` 0.01,
+            ``patience`` 50, which in practice never fires) and the last-epoch weights;
+``fixed``   early stopping on the validation loss, with the best-epoch weights restored at the end.
+
+Resuming: every epoch writes ``run_dir/epoch_<n>.keras`` (model + optimizer state) and then, atomically,
+``run_dir/state.json`` pointing at it; the previous checkpoint is deleted afterwards. A run started again
+with the same ``run_dir`` continues at the next epoch. The batch order of epoch ``e`` is a fixed function
+of ``(seed, e)``, so an interrupted and resumed run ends with the same weights as an uninterrupted one.
+
+Target scaling (:class:`TargetScaler`) is applied by the caller (:mod:`s2p_utils.experiment`): per-column
+MinMax like ``sklearn.preprocessing.MinMaxScaler``, or one global min/max (the simple-RDF notebook).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from s2p_utils.config import TrainConfig
+
+__all__ = [
+    "learning_rate",
+    "TargetScaler",
+    "fit_target_scaler",
+    "train_model",
+    "compile_model",
+    "MODES",
+]
+
+MODES = ("legacy", "fixed")
+STATE_FILE = "state.json"
+LOG_FILE = "log.csv"
+BEST_FILE = "best.weights.h5"
+XLA_MIN_STEPS = 500
+
+
+def learning_rate(epoch: int, config: TrainConfig) -> float:
+    """The paper's step schedule at 0-based ``epoch``.
+
+    ``max(lr_floor, learning_rate * lr_decay ** floor((epoch + 1) / lr_drop_every))``.
+    """
+    return max(
+        config.lr_floor,
+        config.learning_rate * config.lr_decay ** math.floor((epoch + 1) / config.lr_drop_every),
+    )
+
+
+# --------------------------------------------------------------------------------------------- scaling
+@dataclass(frozen=True)
+class TargetScaler:
+    """Affine target scaling ``scaled = y * scale + min`` (``sklearn`` ``MinMaxScaler`` convention).
+
+    ``min`` and ``scale`` are float64 ``(n_grid,)`` (per column) or ``(1,)`` (one global range).
+    ``inverse_transform(p) = (p - min) / scale``.
+    """
+
+    min: np.ndarray
+    scale: np.ndarray
+
+    def transform(self, targets: np.ndarray) -> np.ndarray:
+        """Scaled float32 copy of ``targets`` ``(n, n_grid)``."""
+        return (np.asarray(targets, dtype=np.float64) * self.scale + self.min).astype(np.float32)
+
+    def inverse_transform(self, scaled: np.ndarray) -> np.ndarray:
+        """Spectra in the original unit, float32 ``(n, n_grid)``."""
+        return ((np.asarray(scaled, dtype=np.float64) - self.min) / self.scale).astype(np.float32)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """JSON form stored in the model metadata (``target_scaler``)."""
+        return {"min": [float(v) for v in self.min], "scale": [float(v) for v in self.scale]}
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Sequence[float]] | None) -> TargetScaler | None:
+        """Inverse of :meth:`to_dict`; ``None`` stays ``None``."""
+        if payload is None:
+            return None
+        return cls(
+            np.asarray(payload["min"], dtype=np.float64), np.asarray(payload["scale"], dtype=np.float64)
+        )
+
+
+def fit_target_scaler(targets: np.ndarray, kind: str = "minmax") -> TargetScaler | None:
+    """Fit a scaler to ``targets`` ``(n, n_grid)`` mapping them onto [0, 1].
+
+    ``kind``: ``"minmax"`` per grid point (``sklearn.preprocessing.MinMaxScaler()``; a constant column gets
+    scale 1), ``"global_minmax"`` one range for all values (the simple-RDF notebook), ``"none"`` → ``None``.
+    """
+    if kind == "none":
+        return None
+    y = np.asarray(targets, dtype=np.float64)
+    if y.ndim != 2 or y.shape[0] == 0:
+        raise ValueError(f"fit_target_scaler needs a non-empty (n, n_grid) array, got shape {y.shape}")
+    if kind == "minmax":
+        low, high = y.min(axis=0), y.max(axis=0)
+    elif kind == "global_minmax":
+        low, high = np.array([y.min()]), np.array([y.max()])
+    else:
+        raise ValueError(f"unknown target scaling {kind!r}; use 'none', 'minmax' or 'global_minmax'")
+    span = high - low
+    span[span == 0.0] = 1.0  # sklearn's handling of constant features
+    scale = 1.0 / span
+    return TargetScaler(min=-low * scale, scale=scale)
+
+
+# ---------------------------------------------------------------------------------------------- data
+def _batches(
+    inputs: dict[str, np.ndarray],
+    targets: np.ndarray,
+    config: TrainConfig,
+    seed: int,
+    first_epoch: int,
+    last_epoch: int,
+    bucketed: bool,
+):
+    """``tf.data.Dataset`` of the training batches of epochs ``first_epoch .. last_epoch - 1``, in order.
+
+    The batches of epoch ``e`` depend only on ``(seed, e)`` (``numpy.random.default_rng([seed, e])``), so
+    a resumed run sees the same batches. ``bucketed`` cuts batches of similar-length rows to their longest
+    structure (:mod:`s2p_utils.batching`); ``config.permute_atoms`` shuffles the atom order per visit.
+    """
+    from s2p_utils.batching import batch_dataset
+
+    return batch_dataset(
+        inputs,
+        targets,
+        batch_size=config.batch_size,
+        seed=seed,
+        first_epoch=first_epoch,
+        last_epoch=last_epoch,
+        bucketed=bucketed,
+        permute_atoms=config.permute_atoms,
+    )
+
+
+def _validation_data(inputs: dict[str, np.ndarray], targets: np.ndarray, batch_size: int, bucketed: bool):
+    """Validation set as arrays (padded recipe) or as length-sorted, cut batches (bucketed)."""
+    if not bucketed:
+        return (inputs, targets)
+    import tensorflow as tf
+
+    from s2p_utils.batching import cut_batch, evaluation_batches
+
+    batches = [
+        (cut_batch(inputs, rows), targets[rows]) for rows in evaluation_batches(inputs, batch_size, True)
+    ]
+    names = sorted(inputs)
+    signature = (
+        {
+            name: tf.TensorSpec(
+                (None,) * inputs[name].ndim if name != "pdf" else (None, None, inputs[name].shape[2]),
+                tf.as_dtype(inputs[name].dtype),
+            )
+            for name in names
+        },
+        tf.TensorSpec((None, *targets.shape[1:]), tf.as_dtype(targets.dtype)),
+    )
+    return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=signature)
+
+
+def uses_buckets(model, inputs: dict[str, np.ndarray], config: TrainConfig, mode: str) -> bool:
+    """Length bucketing applies in the corrected mode, without a grid input, on a free-length model."""
+    return (
+        config.bucketed
+        and mode == "fixed"
+        and "grid" not in inputs
+        and all(tensor.shape[1] is None for tensor in model.inputs)
+    )
+
+
+# ----------------------------------------------------------------------------------------- callbacks
+def _make_callbacks(
+    mode: str, config: TrainConfig, run_dir: Path, state: dict[str, Any] | None, seed: int, verbose: int
+):
+    import keras
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        """EarlyStopping whose counters survive a restart (``state.json``)."""
+
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            if state:
+                self.wait = int(state["wait"])
+                self.best = state["best"]
+                self.best_epoch = int(state["best_epoch"])
+
+    class Checkpointer(keras.callbacks.Callback):
+        """Per epoch: best weights (fixed mode), the last model + optimizer, then ``state.json``."""
+
+        def __init__(self, stopper: ResumableEarlyStopping) -> None:
+            super().__init__()
+            self.stopper = stopper
+            self.best_val = state.get("best_val") if state else None
+            self.best_val_epoch = state.get("best_val_epoch") if state else None
+
+        def on_epoch_end(self, epoch, logs=None):
+            val = (logs or {}).get("val_loss")
+            if val is not None and np.isfinite(val) and (self.best_val is None or val < self.best_val):
+                self.best_val, self.best_val_epoch = float(val), epoch
+                tmp_best = run_dir / f".best.tmp{os.getpid()}.weights.h5"
+                self.model.save_weights(tmp_best)
+                os.replace(tmp_best, run_dir / BEST_FILE)
+            checkpoint = run_dir / f"epoch_{epoch + 1:04d}.keras"
+            tmp = run_dir / f".epoch_{epoch + 1:04d}.tmp.keras"
+            self.model.save(tmp)
+            os.replace(tmp, checkpoint)
+            previous = _read_state(run_dir)
+            best = self.stopper.best
+            _write_state(
+                run_dir,
+                {
+                    "epoch": epoch,
+                    "checkpoint": checkpoint.name,
+                    "wait": int(self.stopper.wait),
+                    "best": None if best is None else float(best),
+                    "best_epoch": int(self.stopper.best_epoch),
+                    "best_val": self.best_val,
+                    "best_val_epoch": self.best_val_epoch,
+                    "stopped": bool(self.model.stop_training),
+                    "mode": mode,
+                },
+            )
+            if previous and previous.get("checkpoint") not in (None, checkpoint.name):
+                (run_dir / previous["checkpoint"]).unlink(missing_ok=True)
+
+    class EpochSeeds(keras.callbacks.Callback):
+        """Dropout randomness of epoch ``e`` depends only on ``(seed, e)``, so resumed runs repeat it."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            states = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+            for i, variable in enumerate(states):
+                value = np.random.default_rng([seed, epoch, i]).integers(0, 2**31 - 1)
+                variable.assign(np.array([value, 0], dtype=variable.dtype))
+
+    if mode == "legacy":
+        stopper = ResumableEarlyStopping(
+            monitor="loss", min_delta=config.min_delta, patience=config.patience, mode="min", verbose=verbose
+        )
+    else:
+        stopper = ResumableEarlyStopping(
+            monitor="val_loss",
+            min_delta=config.fixed_min_delta,
+            patience=config.fixed_patience,
+            mode="min",
+            verbose=verbose,
+        )
+    return [
+        EpochSeeds(),
+        keras.callbacks.LearningRateScheduler(lambda epoch, lr: learning_rate(epoch, config)),
+        keras.callbacks.CSVLogger(str(run_dir / LOG_FILE), append=True),
+        stopper,
+        Checkpointer(stopper),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+
+
+def _read_state(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / STATE_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
+    path = run_dir / STATE_FILE
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(state, indent=1))
+    os.replace(tmp, path)
+
+
+def _trim_log(run_dir: Path, last_epoch: int) -> None:
+    """Drop log rows of epochs after ``last_epoch`` (written before an interruption, not checkpointed)."""
+    path = run_dir / LOG_FILE
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    log = pd.read_csv(path)
+    kept = log[log["epoch"] <= last_epoch]
+    if len(kept) != len(log):
+        kept.to_csv(path, index=False)
+
+
+def _restore(model, checkpoint: Path) -> None:
+    """Copy the weights and the optimizer state (moments, step count) of ``checkpoint`` into ``model``."""
+    import keras
+
+    from s2p_utils.model import TokenMask
+
+    try:
+        saved = keras.saving.load_model(checkpoint, compile=True, custom_objects={"TokenMask": TokenMask})
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{checkpoint}: cannot resume from this checkpoint ({error})") from error
+    if [w.shape for w in saved.weights] != [w.shape for w in model.weights]:
+        raise ValueError(f"{checkpoint}: checkpoint does not match the model being trained")
+    for target, source in zip(model.weights, saved.weights, strict=True):
+        target.assign(source)
+    model.optimizer.build(model.trainable_variables)
+    for target, source in zip(model.optimizer.variables, saved.optimizer.variables, strict=True):
+        target.assign(source)
+
+
+def compile_model(model, config: TrainConfig, *, jit_compile: bool | str = "auto") -> None:
+    """Compile with the paper's loss (MAE), Adam at ``config.learning_rate`` and an MSE metric."""
+    import keras
+
+    with model.distribute_strategy.scope():
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+            loss=config.loss,
+            metrics=["mse"],
+            jit_compile=jit_compile,
+        )
+
+
+def _validate(inputs: dict[str, np.ndarray], targets: np.ndarray, what: str) -> None:
+    if not isinstance(inputs, dict) or "pdf" not in inputs or "tokens" not in inputs:
+        raise ValueError(
+            f"{what} inputs must be a dict with 'pdf' and 'tokens' arrays, got {type(inputs).__name__}"
+        )
+    n = len(targets)
+    for name, array in inputs.items():
+        if len(array) != n:
+            raise ValueError(f"{what} input {name!r} has {len(array)} rows but there are {n} targets")
+    if n == 0:
+        raise ValueError(f"{what} set is empty")
+
+
+def train_model(
+    model,
+    train_inputs: dict[str, np.ndarray],
+    train_targets: np.ndarray,
+    val_inputs: dict[str, np.ndarray],
+    val_targets: np.ndarray,
+    *,
+    config: TrainConfig,
+    mode: str = "fixed",
+    seed: int = 0,
+    run_dir: str | os.PathLike,
+    max_epochs: int | None = None,
+    verbose: int = 0,
+    callbacks: Sequence[Any] = (),
+) -> pd.DataFrame:
+    """Train ``model`` in place with the paper's recipe; resume if ``run_dir`` holds an unfinished run.
+
+    Args:
+        model: network from :func:`s2p_utils.model.build_model` (compiled here).
+        train_inputs, val_inputs: ``{"pdf": float32 (n, max_atoms, 100), "tokens": int32 (n, max_atoms)
+            [, "grid": float32 (n, n_out)]}``.
+        train_targets, val_targets: float32 ``(n, n_out)`` (already scaled if scaling is used).
+        config: learning-rate schedule, batch size, early-stopping settings.
+        mode: ``"legacy"`` (stop on training loss, keep last weights) or ``"fixed"`` (stop on validation
+            loss, restore the best weights).
+        seed: seeds Keras/NumPy/Python (weights were already initialised by ``build_model``; call
+            ``keras.utils.set_random_seed`` before building for fully reproducible runs) and the batch order.
+        run_dir: checkpoints, ``log.csv`` and ``state.json``; reuse it to resume.
+        max_epochs: epoch limit (default ``config.legacy_epochs`` in legacy mode, ``config.max_epochs`` otherwise).
+        verbose: Keras ``fit`` verbosity.
+        callbacks: extra Keras callbacks (run after the built-in ones).
+
+    Returns:
+        The per-epoch log (``epoch`` 0-based, ``loss``, ``mse``, ``val_loss``, ``val_mse``, ``learning_rate``)
+        of the whole run, including epochs before a resume.
+    """
+    import keras
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    _validate(train_inputs, train_targets, "training")
+    _validate(val_inputs, val_targets, "validation")
+    if max_epochs is None:
+        max_epochs = (
+            getattr(config, "legacy_epochs", config.max_epochs) if mode == "legacy" else config.max_epochs
+        )
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_inputs = {k: np.asarray(v) for k, v in train_inputs.items()}
+    val_inputs = {k: np.asarray(v) for k, v in val_inputs.items()}
+    train_targets = np.asarray(train_targets, dtype=np.float32)
+    val_targets = np.asarray(val_targets, dtype=np.float32)
+
+    keras.utils.set_random_seed(seed)
+    steps = math.ceil(len(train_targets) / config.batch_size)
+    bucketed = uses_buckets(model, train_inputs, config, mode)
+    # XLA compilation costs ~10 s per input shape and saves ~10 % per step: worth it only for longer runs
+    # with one shape (bucketed batches have many widths, each would be recompiled)
+    compile_model(
+        model, config, jit_compile="auto" if steps * max_epochs >= XLA_MIN_STEPS and not bucketed else False
+    )
+    state = _read_state(run_dir)
+    initial_epoch = 0
+    if state is not None:
+        if state.get("mode") != mode:
+            raise ValueError(
+                f"{run_dir}: holds a {state.get('mode')!r} run, cannot resume it in {mode!r} mode"
+            )
+        _restore(model, run_dir / state["checkpoint"])
+        initial_epoch = int(state["epoch"]) + 1
+        _trim_log(run_dir, int(state["epoch"]))
+    finished = state is not None and (state.get("stopped") or initial_epoch >= max_epochs)
+    if not finished:
+        data = _batches(train_inputs, train_targets, config, seed, initial_epoch, max_epochs, bucketed)
+        model.fit(
+            data,
+            validation_data=_validation_data(val_inputs, val_targets, config.batch_size, bucketed),
+            validation_batch_size=config.batch_size,
+            epochs=max_epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps,
+            shuffle=False,  # the batch order is fixed by (seed, epoch) in _batches
+            callbacks=[*_make_callbacks(mode, config, run_dir, state, seed, verbose), *callbacks],
+            verbose=verbose,
+        )
+    if mode == "fixed" and (run_dir / BEST_FILE).is_file():
+        model.load_weights(run_dir / BEST_FILE)
+    return read_history(run_dir)
+
+
+def read_history(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """The ``log.csv`` of a run as a DataFrame (empty when nothing was logged)."""
+    path = Path(run_dir) / LOG_FILE
+    if not path.is_file() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=["epoch", "loss", "val_loss"])
+    return pd.read_csv(path)

@@ -1,0 +1,201 @@
+"""End-to-end experiments on tiny data: files written, metrics against hand-computed values, reload, CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("keras")
+
+from ase.build import bulk  # noqa: E402
+
+from s2p_utils.config import ExperimentConfig, ModelConfig, TrainConfig  # noqa: E402
+from s2p_utils.data import Dataset  # noqa: E402
+from s2p_utils.experiment import run_experiment, scaler_rows  # noqa: E402
+from s2p_utils.inputs import model_inputs  # noqa: E402
+from s2p_utils.model import load_model  # noqa: E402
+
+N_GRID = 6
+
+
+def toy_dataset(n: int = 12, grids: bool = False) -> Dataset:
+    """``n`` small crystals (1–2 atoms) with smooth synthetic spectra on a 0–1000 cm⁻¹ grid."""
+    makers = [
+        lambda a: bulk("Cu", "fcc", a=3.6 * a),
+        lambda a: bulk("NaCl", "rocksalt", a=5.6 * a),
+        lambda a: bulk("Si", "diamond", a=5.4 * a),
+        lambda a: bulk("MgO", "rocksalt", a=4.2 * a),
+    ]
+    rng = np.random.default_rng(0)
+    structures = [makers[i % 4](1.0 + 0.02 * (i // 4)) for i in range(n)]
+    grid = np.linspace(0.0, 1000.0, N_GRID)
+    centres = rng.uniform(200, 800, n)
+    targets = np.exp(-(((grid[None] - centres[:, None]) / 200.0) ** 2)).astype(np.float32)
+    order = np.arange(n)
+    return Dataset(
+        name="toy",
+        ids=[f"toy-{i}" for i in range(n)],
+        formulas=[s.get_chemical_formula() for s in structures],
+        structures=structures,
+        targets=targets,
+        grid=grid,
+        grid_unit="cm^-1",
+        kind="phdos",
+        unit="max-normalised",
+        splits={"toy": {"train": order[:8], "val": order[8:10], "test": order[10:]}},
+        grids=np.tile(grid, (n, 1)).astype(np.float32) if grids else None,
+    )
+
+
+def toy_preset(grid_input: bool = False, scaling: str = "none") -> ExperimentConfig:
+    return ExperimentConfig(
+        name="toy_phdos",
+        dataset="toy",
+        model=ModelConfig(max_atoms=4, lstm_units=8, n_out=N_GRID, grid_input=grid_input),
+        train=TrainConfig(
+            batch_size=4, lr_drop_every=2, legacy_epochs=2, max_epochs=2, target_scaling=scaling
+        ),
+        default_split="toy",
+        grid_unit="cm^-1",
+    )
+
+
+def read_predictions(path) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    for column in ("target", "prediction"):
+        frame[column] = frame[column].map(lambda text: np.asarray(json.loads(text), dtype=np.float64))
+    return frame
+
+
+def test_fixed_run_writes_metrics_predictions_figures_and_model(tmp_path):
+    dataset = toy_dataset()
+    result = run_experiment(
+        toy_preset(), mode="fixed", dataset=dataset, results_dir=tmp_path, seed=1, smoke=False
+    )
+    assert result.run_name == "toy_phdos_toy_fixed"
+    assert result.metrics_path.is_file() and result.predictions_path.is_file() and result.model_path.is_file()
+    assert set(result.figures) == {"quartiles", "learning_curves", "cv_parity"}
+    assert all(path.is_file() for path in result.figures.values())
+    assert list(result.history["epoch"]) == [0, 1]
+
+    frame = read_predictions(result.predictions_path)
+    assert list(frame["split"].value_counts().sort_index()) == [2, 8, 2]  # test, train, val
+    test = frame[frame["split"] == "test"]
+    y, p = np.stack(test["target"]), np.stack(test["prediction"])
+    np.testing.assert_allclose(y, dataset.targets[10:], atol=1e-6)
+    # test MAE/MSE = mean over test spectra of each spectrum's MAE/MSE (the notebooks' sklearn loop)
+    assert result.metrics["mae"] == pytest.approx(
+        np.mean([np.mean(np.abs(a - b)) for a, b in zip(y, p, strict=True)]), rel=1e-5
+    )
+    assert result.metrics["mse"] == pytest.approx(
+        np.mean([np.mean((a - b) ** 2) for a, b in zip(y, p, strict=True)]), rel=1e-5
+    )
+    baseline = dataset.targets[:8].mean(axis=0)
+    assert result.metrics["baseline_mae"] == pytest.approx(np.mean(np.abs(y - baseline)), rel=1e-5)
+
+    record = json.loads(result.metrics_path.read_text())
+    info = record.get("info", record)
+    assert info["split_sizes"] == {"train": 8, "val": 2, "test": 2}
+    assert info["mode"] == "fixed" and info["seed"] == 1 and info["epochs"] == 2
+
+    model, metadata = load_model(result.model_path)
+    assert metadata["legacy"] is False and metadata["featurizer"] == "pdf" and metadata["max_atoms"] == 4
+    assert metadata["grid"] == pytest.approx(dataset.grid.tolist()) and metadata["target_scaler"] is None
+
+    # train=False reloads the saved model and reproduces the numbers
+    again = run_experiment(
+        toy_preset(), mode="fixed", dataset=dataset, results_dir=tmp_path, seed=1, smoke=False, train=False
+    )
+    assert again.metrics["mae"] == pytest.approx(result.metrics["mae"], rel=1e-6)
+
+
+def test_legacy_smoke_run_scales_targets_with_all_rows(tmp_path):
+    dataset = toy_dataset(n=60, grids=True)
+    dataset.splits["toy"] = {"train": np.arange(40), "val": np.arange(40, 50), "test": np.arange(50, 60)}
+    dataset.targets[55] *= 3.0  # a test spectrum outside the training range: the two fits differ
+    preset = toy_preset(grid_input=True, scaling="minmax")
+    result = run_experiment(
+        preset, mode="legacy", dataset=dataset, results_dir=tmp_path, smoke=True, n_train=20
+    )
+    info = json.loads(result.metrics_path.read_text())
+    info = info.get("info", info)
+    assert info["split_sizes"] == {"train": 20, "val": 8, "test": 8}  # n_train first, then the smoke caps
+    assert info["epochs"] == 2 and info["mode"] == "legacy"
+
+    model, metadata = load_model(result.model_path)
+    assert metadata["legacy"] is True
+    rows = dataset.targets[np.r_[0:20, 40:48, 50:58]]  # smoke: every selected row, test included
+    low, high = rows.min(axis=0).astype(np.float64), rows.max(axis=0).astype(np.float64)
+    np.testing.assert_allclose(metadata["target_scaler"]["scale"], 1.0 / (high - low), rtol=1e-6)
+    np.testing.assert_allclose(metadata["target_scaler"]["min"], -low / (high - low), atol=1e-7)
+    # predictions are stored unscaled: the CSV's targets are the dataset's spectra
+    frame = read_predictions(result.predictions_path)
+    np.testing.assert_allclose(np.stack(frame["target"]), rows, atol=1e-5)
+    # ... and so are the predictions: (network output - min) / scale
+    selected = np.r_[0:20, 40:48, 50:58]
+    inputs = model_inputs(
+        [dataset.structures[i] for i in selected], preset, legacy=True, grids=dataset.grids[selected]
+    )
+    raw = model.predict(inputs, verbose=0).astype(np.float64)
+    unscaled = (raw - np.asarray(metadata["target_scaler"]["min"])) / np.asarray(
+        metadata["target_scaler"]["scale"]
+    )
+    np.testing.assert_allclose(np.stack(frame["prediction"]), unscaled, rtol=1e-5, atol=1e-6)
+
+
+def test_scaler_rows_per_mode():
+    parts = {"train": np.array([4, 5]), "val": np.array([1]), "test": np.array([7, 0])}
+    np.testing.assert_array_equal(scaler_rows(9, parts, "legacy"), np.arange(9))
+    np.testing.assert_array_equal(scaler_rows(9, parts, "legacy", smoke=True), [4, 5, 1, 7, 0])
+    np.testing.assert_array_equal(scaler_rows(9, parts, "fixed"), [4, 5])
+
+
+def test_bad_arguments(tmp_path):
+    dataset = toy_dataset()
+    with pytest.raises(ValueError, match="mode"):
+        run_experiment(toy_preset(), dataset=dataset, results_dir=tmp_path, mode="best")
+    with pytest.raises(ValueError, match="split"):
+        run_experiment(toy_preset(), dataset=dataset, results_dir=tmp_path, split="nope")
+    with pytest.raises(ValueError, match="run name"):
+        run_experiment(toy_preset(), dataset=dataset, results_dir=tmp_path, run_name="../x")
+    too_big = replace(toy_preset(), model=replace(toy_preset().model, max_atoms=1))
+    with pytest.raises(ValueError, match="max_atoms"):
+        run_experiment(too_big, dataset=dataset, results_dir=tmp_path, smoke=True)
+    with pytest.raises(FileNotFoundError, match="train it first"):
+        run_experiment(toy_preset(), dataset=dataset, results_dir=tmp_path, train=False)
+
+
+def test_s2p_train_cli_smoke(mirror, tmp_path, monkeypatch, capsys):
+    from s2p_utils.cli import main
+
+    monkeypatch.setenv("S2P_DATA_MIRROR", str(mirror))
+    monkeypatch.setenv("S2P_CACHE_DIR", str(tmp_path / "cache"))
+    code = main(
+        [
+            "train",
+            "e3nn_phdos",
+            "--split",
+            "random73",
+            "--mode",
+            "legacy",
+            "--smoke",
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "e3nn_phdos_random73_legacy: test MAE" in out
+    record = json.loads((tmp_path / "metrics" / "e3nn_phdos_random73_legacy.json").read_text())
+    info = record.get("info", record)
+    assert info["split_sizes"] == {"train": 32, "val": 8, "test": 8} and info["epochs"] == 2
+    _, metadata = load_model(tmp_path / "models" / "e3nn_phdos_random73_legacy.keras")
+    assert (
+        metadata["legacy"] is True
+        and metadata["preset"] == "e3nn_phdos"
+        and metadata["target_scaler"] is None
+    )

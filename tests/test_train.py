@@ -1,0 +1,197 @@
+"""Training: learning-rate schedule, target scaling, early stopping per mode, checkpoint/resume."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from s2p_utils.config import ModelConfig, TrainConfig, get_preset  # noqa: E402
+from s2p_utils.model import build_model  # noqa: E402
+from s2p_utils.train import (  # noqa: E402
+    TargetScaler,
+    fit_target_scaler,
+    learning_rate,
+    read_history,
+    train_model,
+)
+
+TINY = ModelConfig(max_atoms=6, lstm_units=8, n_out=5)
+TINY_GRID = replace(TINY, grid_input=True)
+
+
+def tiny_data(n: int, seed: int, grid: bool = False):
+    """Random padded inputs: 1..6 atoms, PDF rows in [0, 1), tokens 2..93, targets in [0, 1)."""
+    rng = np.random.default_rng(seed)
+    pdf = np.zeros((n, 6, 100), np.float32)
+    tokens = np.zeros((n, 6), np.int32)
+    for i in range(n):
+        k = rng.integers(1, 7)
+        pdf[i, :k] = rng.random((k, 100))
+        tokens[i, :k] = rng.integers(2, 94, k)
+    inputs = {"pdf": pdf, "tokens": tokens}
+    if grid:
+        inputs["grid"] = np.tile(np.linspace(-1, 1, 5, dtype=np.float32), (n, 1))
+    return inputs, rng.random((n, 5)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------ schedule
+@pytest.mark.parametrize(
+    ("drop", "epoch", "expected"),
+    [
+        (2, 0, 1e-3),
+        (2, 1, 9.2e-4),
+        (2, 3, 1e-3 * 0.92**2),
+        (2, 29, 1e-3 * 0.92**15),
+        (25, 24, 9.2e-4),
+        (8, 6, 1e-3),
+    ],
+)
+def test_learning_rate_matches_the_paper_schedule(drop, epoch, expected):
+    assert learning_rate(epoch, TrainConfig(lr_drop_every=drop)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_learning_rate_is_floored():
+    config = TrainConfig(lr_drop_every=2)
+    # 0.92**k < 0.1 from k = 28, i.e. epoch 55 with a drop every 2 epochs
+    assert learning_rate(54, config) > 1e-4
+    assert learning_rate(55, config) == 1e-4
+    assert learning_rate(1000, config) == 1e-4
+
+
+def test_logged_learning_rates_of_the_e3nn_notebook():
+    # the notebook's log: epoch 1 (0-based 0) 1e-3, epoch 2 9.2e-4, epoch 4 8.464e-4, epoch 30 2.863e-4
+    config = get_preset("e3nn_phdos").train
+    assert [round(learning_rate(e, config), 7) for e in (0, 1, 3, 29)] == [1e-3, 9.2e-4, 8.464e-4, 2.863e-4]
+
+
+# ------------------------------------------------------------------------------------- scaling
+def test_minmax_scaler_matches_hand_computation():
+    y = np.array([[0.0, 2.0, 5.0], [1.0, 4.0, 5.0], [0.5, 3.0, 5.0]])
+    scaler = fit_target_scaler(y, "minmax")
+    scaled = scaler.transform(y)
+    expected = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.5, 0.5, 0.0]])  # constant column → 0 (sklearn)
+    np.testing.assert_allclose(scaled, expected, atol=1e-7)
+    np.testing.assert_allclose(scaler.inverse_transform(scaled), y, atol=1e-6)
+    # sklearn's convention: scaled = y * scale + min
+    np.testing.assert_allclose(scaler.scale, [1.0, 0.5, 1.0])
+    np.testing.assert_allclose(scaler.min, [0.0, -1.0, -5.0])
+    again = TargetScaler.from_dict(json.loads(json.dumps(scaler.to_dict())))
+    np.testing.assert_allclose(again.inverse_transform(scaled), y, atol=1e-6)
+
+
+def test_global_minmax_and_none():
+    y = np.array([[1.0, 3.0], [2.0, 5.0]])
+    scaler = fit_target_scaler(y, "global_minmax")
+    np.testing.assert_allclose(scaler.transform(y), (y - 1.0) / 4.0, atol=1e-7)
+    assert fit_target_scaler(y, "none") is None
+    assert TargetScaler.from_dict(None) is None
+    with pytest.raises(ValueError, match="unknown target scaling"):
+        fit_target_scaler(y, "zscore")
+
+
+# ------------------------------------------------------------------------------------ training
+def _train(run_dir, epochs, mode="fixed", seed=3, callbacks=(), config=None, model_config=TINY):
+    train_x, train_y = tiny_data(20, 0, model_config.grid_input)
+    val_x, val_y = tiny_data(6, 1, model_config.grid_input)
+    keras.utils.set_random_seed(seed)
+    model = build_model(model_config)
+    config = config or TrainConfig(batch_size=8, lr_drop_every=1)
+    history = train_model(
+        model,
+        train_x,
+        train_y,
+        val_x,
+        val_y,
+        config=config,
+        mode=mode,
+        seed=seed,
+        run_dir=run_dir,
+        max_epochs=epochs,
+        callbacks=callbacks,
+    )
+    return model, history
+
+
+def test_training_logs_every_epoch_and_lowers_the_loss(tmp_path):
+    config = TrainConfig(batch_size=4, lr_drop_every=1, learning_rate=1e-2)
+    _, history = _train(tmp_path / "run", 3, config=config)
+    assert list(history["epoch"]) == [0, 1, 2]
+    assert {"loss", "val_loss", "mse", "learning_rate"} <= set(history.columns)
+    np.testing.assert_allclose(
+        history["learning_rate"], [learning_rate(e, config) for e in range(3)], rtol=1e-6
+    )
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["epoch"] == 2 and (tmp_path / "run" / state["checkpoint"]).is_file()
+    assert len(list((tmp_path / "run").glob("epoch_*.keras"))) == 1  # older checkpoints removed
+
+
+class StopAfter(keras.callbacks.Callback):
+    """Simulates a kill after ``epoch`` (the checkpoint of that epoch is written, nothing later)."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    model_config = TINY_GRID  # with the grid branch's dropout: its randomness must repeat too
+    reference, _ = _train(tmp_path / "straight", 3, model_config=model_config)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "resumed", 3, callbacks=[StopAfter(0)], model_config=model_config)
+    assert json.loads((tmp_path / "resumed" / "state.json").read_text())["epoch"] == 0
+    resumed, history = _train(tmp_path / "resumed", 3, model_config=model_config)
+    assert list(history["epoch"]) == [0, 1, 2]
+    for a, b in zip(reference.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    straight_log = read_history(tmp_path / "straight")
+    np.testing.assert_allclose(history["val_loss"], straight_log["val_loss"], rtol=1e-5)
+    # a finished run is not trained again: same weights (fixed mode: the best epoch's), same log
+    again, history_again = _train(tmp_path / "resumed", 3, model_config=model_config)
+    assert len(history_again) == 3
+    for a, b in zip(resumed.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fixed_mode_restores_the_best_validation_weights(tmp_path):
+    # a huge learning rate makes validation loss jump around; the returned weights must be the best epoch's
+    config = TrainConfig(batch_size=4, lr_drop_every=100, learning_rate=0.3, lr_floor=0.3)
+    model, history = _train(tmp_path / "run", 4, config=config)
+    val_x, val_y = tiny_data(6, 1)
+    loss = float(np.mean(np.abs(model.predict(val_x, verbose=0) - val_y)))
+    assert loss == pytest.approx(history["val_loss"].min(), rel=1e-4)
+
+
+def test_legacy_mode_keeps_the_last_weights_and_stops_on_training_loss(tmp_path):
+    config = TrainConfig(
+        batch_size=4, lr_drop_every=100, learning_rate=0.3, lr_floor=0.3, patience=1, min_delta=10.0
+    )
+    model, history = _train(tmp_path / "run", 6, mode="legacy", config=config)
+    # min_delta 10 means no epoch improves on the first: training stops once patience (1) is used up
+    assert len(history) == 2
+    val_x, val_y = tiny_data(6, 1)
+    loss = float(np.mean(np.abs(model.predict(val_x, verbose=0) - val_y)))
+    assert loss == pytest.approx(history["val_loss"].iloc[-1], rel=1e-4)
+    # the run directory holds a legacy run: it cannot be resumed in the other mode
+    with pytest.raises(ValueError, match="legacy"):
+        _train(tmp_path / "run", 6, mode="fixed", config=config)
+
+
+def test_bad_inputs_are_rejected(tmp_path):
+    x, y = tiny_data(4, 0)
+    model = build_model(TINY)
+    with pytest.raises(ValueError, match="rows"):
+        train_model(model, x, y[:3], x, y, config=TrainConfig(), run_dir=tmp_path, max_epochs=1)
+    with pytest.raises(ValueError, match="mode"):
+        train_model(model, x, y, x, y, config=TrainConfig(), mode="best", run_dir=tmp_path, max_epochs=1)
+    assert math.isfinite(learning_rate(0, TrainConfig()))
