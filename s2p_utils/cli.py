@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="list and fetch datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     data_list = data_sub.add_parser("list", help="every dataset with size, licence and cache state")
-    data_list.add_argument("--mirror", default=None, help="offline mirror directory (default $S2P_DATA_MIRROR)")
+    data_list.add_argument(
+        "--mirror", default=None, help="offline mirror directory (default $S2P_DATA_MIRROR)"
+    )
     data_list.add_argument("--cache-dir", default=None, help="cache directory (default $S2P_CACHE_DIR)")
     data_list.set_defaults(func=_lazy("s2p_utils.data.cli", "cmd_list"))
     data_fetch = data_sub.add_parser("fetch", help="download (or copy from the mirror), verify and prepare")
@@ -66,10 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model", help="a saved .keras model (or an authors' legacy .h5)")
     predict.add_argument("files", nargs="+", help="structure files (CIF, POSCAR, extxyz, pymatgen JSON, ...)")
     predict.add_argument("--out", default="predictions.csv")
-    predict.add_argument("--truncate", action="store_true", help="cut structures above max_atoms (with a warning)")
+    predict.add_argument(
+        "--truncate", action="store_true", help="cut structures above max_atoms (with a warning)"
+    )
     predict.add_argument("--batch-size", type=int, default=64)
     predict.add_argument(
-        "--grid", default=None, help="target grid for grid-input models: START:STOP:N (e.g. -10:10:500) or a .npy/.txt file"
+        "--grid",
+        default=None,
+        help="target grid for grid-input models: START:STOP:N (e.g. -10:10:500) or a .npy/.txt file",
     )
     predict.set_defaults(func=_lazy("s2p_utils.prediction", "cmd_predict"))
 

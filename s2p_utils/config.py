@@ -86,7 +86,9 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     featurizer: str = "pdf"  # "pdf" (ASE-style per-atom PDF) or "simple_rdf" (unit-cell-only RDF)
     element_descriptors: bool = False  # append mass/radius/period descriptors to every PDF row
-    pdf_scale: float = 1.0  # multiplies the PDF values (g(r) peaks reach ~10; 0.25 keeps LSTM gates unsaturated)
+    pdf_scale: float = (
+        1.0  # multiplies the PDF values (g(r) peaks reach ~10; 0.25 keeps LSTM gates unsaturated)
+    )
     default_split: str = "random73"
     grid_unit: str = ""
     description: str = ""

@@ -201,7 +201,9 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict[str, 
         preset = PRESETS_BY_NAME.get(meta.get("preset") or "")
         meta["max_atoms"] = int(steps) if steps is not None else (preset.model.max_atoms if preset else None)
     if meta["max_atoms"] is None:
-        raise ValueError(f"{path}: the network has a free atom axis; give metadata['max_atoms'] (or a preset)")
+        raise ValueError(
+            f"{path}: the network has a free atom axis; give metadata['max_atoms'] (or a preset)"
+        )
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
     model.save(tmp)
     os.replace(tmp, path)

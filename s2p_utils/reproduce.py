@@ -190,6 +190,21 @@ NOTEBOOK_RUNS: tuple[NotebookRun, ...] = (
         output="04_embed_phdos_random73_legacy.ipynb",
         title="phonon DOS, e3nn, original random split (legacy recipe)",
     ),
+    NotebookRun(
+        notebook="04_embed_phdos.ipynb",
+        dataset="e3nn_phdos",
+        # Beyond the paper: same network family, element descriptors, atom-order augmentation, 5-member
+        # ensemble with uncertainty (preset e3nn_phdos_plus; benchmarks/README.md).
+        parameters={
+            "preset": "e3nn_phdos_plus",
+            "split": "chen2021",
+            "mode": "fixed",
+            "run_name": "e3nn_phdos_plus_chen2021_fixed",
+        },
+        run_name="e3nn_phdos_plus_chen2021_fixed",
+        output="04_embed_phdos_plus.ipynb",
+        title="phonon DOS, e3nn, chen2021 split, e3nn_phdos_plus ensemble (beyond the paper)",
+    ),
 )
 
 

@@ -166,7 +166,9 @@ def _validation_data(inputs: dict[str, np.ndarray], targets: np.ndarray, batch_s
         },
         tf.TensorSpec((None, *targets.shape[1:]), tf.as_dtype(targets.dtype)),
     )
-    return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=signature)
+    dataset = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=signature)
+    # a known length keeps Keras from warning "Your input ran out of data" after the first evaluation
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
 
 
 def uses_buckets(model, inputs: dict[str, np.ndarray], config: TrainConfig, mode: str) -> bool:

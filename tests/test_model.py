@@ -259,7 +259,12 @@ def test_keras2_layout_round_trip(tmp_path, grid_input, with_config, mask_pdf):
     original = build_model(cfg, mask_pdf=mask_pdf)
     path = tmp_path / "authors.h5"
     write_keras2_h5(
-        path, original, with_config=with_config, mask_pdf=mask_pdf, out_name="out_edos", max_atoms=cfg.max_atoms
+        path,
+        original,
+        with_config=with_config,
+        mask_pdf=mask_pdf,
+        out_name="out_edos",
+        max_atoms=cfg.max_atoms,
     )
     info = read_authors_file(path)
     assert info.config == cfg

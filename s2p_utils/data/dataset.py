@@ -29,7 +29,9 @@ PREPARED_FORMAT = "s2p-prepared/1"
 SPLIT_PARTS = ("train", "val", "test")
 
 
-def random_split(n: int, seed: int = 73, fractions: tuple[float, float] = (0.8, 0.9)) -> dict[str, np.ndarray]:
+def random_split(
+    n: int, seed: int = 73, fractions: tuple[float, float] = (0.8, 0.9)
+) -> dict[str, np.ndarray]:
     """The original notebooks' random split.
 
     ``numpy.random.RandomState(seed).permutation(n)``; the first ``int(0.8 n)`` indices are train, the
@@ -208,7 +210,12 @@ def save_prepared(dataset: Dataset, path: str | os.PathLike) -> Path:
         "format": PREPARED_FORMAT,
         "name": dataset.name,
         **{k: dataset.meta.get(k, "") for k in ("description", "source", "license", "citation")},
-        "target": {"kind": dataset.kind, "unit": dataset.unit, "grid": dataset.grid.tolist(), "grid_unit": dataset.grid_unit},
+        "target": {
+            "kind": dataset.kind,
+            "unit": dataset.unit,
+            "grid": dataset.grid.tolist(),
+            "grid_unit": dataset.grid_unit,
+        },
         "splits": {
             name: {part: int(len(idx)) for part, idx in parts.items()}
             for name, parts in dataset.splits.items()
