@@ -366,8 +366,16 @@ def reproduce(
         runs = [(run, dataset) for run, dataset in runs if run.output in keep]
 
     nb_dir = notebooks_dir(notebooks) if runs else None
-    saved_env = {key: os.environ.get(key) for key in ("S2P_RESULTS_DIR", "TF_CPP_MIN_LOG_LEVEL")}
+    saved_env = {
+        key: os.environ.get(key)
+        for key in ("S2P_RESULTS_DIR", "TF_CPP_MIN_LOG_LEVEL", "S2P_DATA_MIRROR", "S2P_CACHE_DIR")
+    }
     os.environ["S2P_RESULTS_DIR"] = str(out)  # the kernels write through s2p_utils.results into `out`
+    # Kernels run in notebooks/: a relative mirror or cache path (e.g. ../shared/dos_datasets given to make)
+    # must mean the same folder there as here.
+    for key in ("S2P_DATA_MIRROR", "S2P_CACHE_DIR"):
+        if os.environ.get(key):
+            os.environ[key] = str(Path(os.environ[key]).expanduser().resolve())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         for run, dataset in runs:
@@ -514,7 +522,8 @@ def render_readme(outcomes: Sequence[RunOutcome], results_dir: Path, *, smoke: b
             status = f"**failed**: {_cell(outcome.reason)}"
         link = outcome.executed.relative_to(results_dir).as_posix() if outcome.executed else run.notebook
         lines.append(
-            f"| [{run.notebook[:2]}]({link}) | {outcome.dataset} | {split} | {mode} | struct2prop (this run) | "
+            f"| [{run.notebook[:2]}]({link}) | {outcome.dataset} | {split} | {mode} | "
+            f"struct2prop `{run.parameters.get('preset', outcome.dataset)}` (this run) | "
             + " | ".join(values)
             + f" | {status} |"
         )

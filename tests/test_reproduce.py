@@ -51,6 +51,7 @@ def test_select_runs_pairs_notebooks_with_obtainable_datasets():
         ("01_create_input_data.ipynb", "e3nn_phdos"),
         ("04_embed_phdos.ipynb", "e3nn_phdos"),
         ("04_embed_phdos_random73_legacy.ipynb", "e3nn_phdos"),
+        ("04_embed_phdos_plus.ipynb", "e3nn_phdos"),
     ]
     assert [(o.dataset, o.status, o.reason) for o in not_run] == [
         ("mat2spec_edos", "not run", "not obtainable: offline")
@@ -101,15 +102,17 @@ def test_readme_tabulates_metrics_beside_references_and_figures(tmp_path, monkey
         "01_create_input_data.ipynb",
         "04_embed_phdos.ipynb",
         "04_embed_phdos_random73_legacy.ipynb",
+        "04_embed_phdos_plus.ipynb",
     ]
     assert all(c[3] == tmp_path.resolve() for c in calls), "kernels must write into the chosen results dir"
     assert calls[0][2]["dataset"] == "e3nn_phdos"
     assert calls[2][2] == {"split": "random73", "mode": "legacy", "run_name": "e3nn_phdos_random73_legacy"}
+    assert calls[3][2]["preset"] == "e3nn_phdos_plus"
     assert rp.exit_status(outcomes) == 0
 
     readme = readme_path.read_text(encoding="utf-8")
     assert "SMOKE" not in readme
-    (ours,) = _rows(readme, "e3nn_phdos | chen2021 | fixed")
+    (ours,) = _rows(readme, "e3nn_phdos | chen2021 | fixed | struct2prop `e3nn_phdos`")
     assert "0.04321" in ours and "| ok |" in ours
     # The published numbers for the same split follow our row.
     assert re.search(
@@ -127,7 +130,12 @@ def test_readme_tabulates_metrics_beside_references_and_figures(tmp_path, monkey
 
 def test_failures_are_reported_and_exit_status(tmp_path, monkeypatch):
     monkeypatch.delenv("S2P_SMOKE", raising=False)
-    failing = {"01_create_input_data.ipynb", "04_embed_phdos.ipynb", "04_embed_phdos_random73_legacy.ipynb"}
+    failing = {
+        "01_create_input_data.ipynb",
+        "04_embed_phdos.ipynb",
+        "04_embed_phdos_random73_legacy.ipynb",
+        "04_embed_phdos_plus.ipynb",
+    }
     outcomes, readme_path = rp.reproduce(
         ["e3nn_phdos"],
         results_dir=tmp_path,
@@ -135,9 +143,11 @@ def test_failures_are_reported_and_exit_status(tmp_path, monkeypatch):
         runner=_recording_runner([], fail=failing),
         log=lambda _: None,
     )
-    assert [o.status for o in outcomes] == ["failed"] * 3
+    assert [o.status for o in outcomes] == ["failed"] * 4
     assert rp.exit_status(outcomes) == 1
-    (row,) = _rows(readme_path.read_text(encoding="utf-8"), "e3nn_phdos | chen2021 | fixed")
+    (row,) = _rows(
+        readme_path.read_text(encoding="utf-8"), "e3nn_phdos | chen2021 | fixed | struct2prop `e3nn_phdos`"
+    )
     assert "**failed**: RuntimeError: cell 7 raised in 04_embed_phdos.ipynb" in row
 
     # A stale metrics file of an earlier successful run must not show up beside a failure.
@@ -160,7 +170,7 @@ def test_failures_are_reported_and_exit_status(tmp_path, monkeypatch):
         runner=_recording_runner([], fail={"04_embed_phdos.ipynb"}),
         log=lambda _: None,
     )
-    assert [o.status for o in outcomes] == ["ok", "failed", "ok"]
+    assert [o.status for o in outcomes] == ["ok", "failed", "ok", "ok"]
     assert rp.exit_status(outcomes) == 0
 
 
@@ -226,3 +236,24 @@ def test_papermill_run_of_the_phonon_notebook(mirror, isolated_env, monkeypatch)
     assert (results / "figures" / "e3nn_phdos_random73_legacy_quartiles.png").stat().st_size > 1000
     (row,) = _rows(readme_path.read_text(encoding="utf-8"), "e3nn_phdos | random73 | legacy")
     assert f"| {record['metrics']['mae']:.4g} |" in row and "smoke (not a result)" in row
+
+
+def test_relative_mirror_is_made_absolute_for_the_kernels(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mirror").mkdir()
+    monkeypatch.setenv("S2P_DATA_MIRROR", "mirror")
+    seen: list[str] = []
+
+    def runner(source, output, parameters, *, cwd):
+        seen.append(os.environ["S2P_DATA_MIRROR"])
+        raise RuntimeError("stop")
+
+    rp.reproduce(
+        ["e3nn_phdos"],
+        results_dir=tmp_path / "r",
+        obtainable=_only("e3nn_phdos"),
+        runner=runner,
+        log=lambda _: None,
+    )
+    assert seen and all(value == str((tmp_path / "mirror").resolve()) for value in seen)
+    assert os.environ["S2P_DATA_MIRROR"] == "mirror"  # restored afterwards
