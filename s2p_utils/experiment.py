@@ -5,10 +5,13 @@ Files written (below :func:`s2p_utils.paths.results_dir`):
 
 - ``metrics/<run>.json``      test metrics (unscaled spectra) + baseline, split sizes, epochs, seconds
 - ``predictions/<run>.csv``   every train/val/test spectrum and its prediction
-- ``figures/<run>_quartiles.png``, ``_learning_curves.png``, ``_cv_parity.png`` (phonon DOS only)
+- ``figures/<run>_quartiles.png``, ``_learning_curves.png``, ``_cv_parity.png`` (phonon DOS only),
+  ``_calibration.png`` (ensembles: observed vs nominal coverage of μ ± zσ on the test set)
 - ``models/<run>.keras`` (+ ``.json`` metadata: scaler, grid, featurizer) for :func:`s2p_utils.prediction.predict`;
   an ensemble preset (``TrainConfig.ensemble`` > 1) writes ``models/<run>/member<k>.keras`` instead, and
-  its predictions carry the member spread as a per-point standard deviation
+  its predictions carry the member spread as a per-point standard deviation, scaled by one factor fitted
+  on the validation split (``models/<run>/calibration.json``, :mod:`s2p_utils.uncertainty`); the metrics
+  give the test coverage after (``within_1sigma``, ``within_2sigma``) and before (``raw_within_*``)
 - ``checkpoints/<run>/``      per-epoch checkpoint + ``log.csv``: an interrupted run resumes from here
 
 Modes: ``legacy`` = the original recipe (legacy PDF, targets scaled with a scaler fitted on *all* rows
@@ -33,6 +36,7 @@ import pandas as pd
 
 from s2p_utils import paths
 from s2p_utils.config import ExperimentConfig, get_preset
+from s2p_utils.uncertainty import write_calibration
 
 __all__ = ["RunResult", "run_experiment", "cmd_train", "scaler_rows", "SMOKE_SIZES", "SMOKE_EPOCHS"]
 
@@ -302,6 +306,13 @@ def run_experiment(
     stacked = np.stack(member_predictions).astype(np.float32)
     predictions = stacked.mean(axis=0)
     spread = stacked.std(axis=0) if n_members > 1 else None
+    raw_spread, calibration_record = spread, None
+    if spread is not None:  # one factor on σ, fitted on the validation split (s2p_utils.uncertainty)
+        calibration_record = _calibrate_spread(
+            targets[masks["val"]], predictions[masks["val"]], spread[masks["val"]], split=split
+        )
+        write_calibration(model_path, **calibration_record)
+        spread = (spread * calibration_record["std_scale"]).astype(np.float32)
 
     test, train_part = masks["test"], masks["train"]
     grid = _grids_for(dataset, rows[test]) if dataset.grids is not None else dataset.grid
@@ -317,12 +328,16 @@ def run_experiment(
         scores[f"{name}_mae"] = float(np.mean(np.abs(targets[masks[name]] - predictions[masks[name]])))
     if spread is not None:
         scores.update(metrics_module.calibration(targets[test], predictions[test], spread[test]))
+        raw = metrics_module.calibration(targets[test], predictions[test], raw_spread[test])
+        scores.update({f"raw_{key}": value for key, value in raw.items()})
+        scores["std_scale"] = calibration_record["std_scale"]
         for k, member_prediction in enumerate(member_predictions):
             scores[f"member{k}_mae"] = float(np.mean(np.abs(targets[test] - member_prediction[test])))
     epochs_run = int(len(history))
     best_epoch = None
     if epochs_run and "val_loss" in history:
         best_epoch = int(history["epoch"].iloc[int(np.argmin(history["val_loss"].to_numpy()))]) + 1
+    training_seconds = round(train_seconds, 1) if train else _previous_training_seconds(out_dir, run_name)
     metrics_path = results.write_metrics(
         run_name,
         scores,
@@ -344,6 +359,7 @@ def run_experiment(
         target_scaling=config.train.target_scaling,
         batch_size=config.train.batch_size,
         seconds=round(train_seconds, 1),
+        training_seconds=training_seconds,
         trained=bool(train),
     )
     ids = [str(dataset.ids[i]) for i in rows]
@@ -370,6 +386,23 @@ def run_experiment(
     if epochs_run:
         figures["learning_curves"] = results.figure_path(run_name, "learning_curves", out_dir)
         _close(plots.learning_curves(history, path=figures["learning_curves"], title=run_name))
+    if spread is not None:
+        from s2p_utils.uncertainty import coverage_curve
+
+        levels, observed_raw = coverage_curve(targets[test], predictions[test], raw_spread[test])
+        _, observed = coverage_curve(targets[test], predictions[test], spread[test])
+        figures["calibration"] = results.figure_path(run_name, "calibration", out_dir)
+        _close(
+            plots.calibration_curve(
+                levels,
+                {
+                    "member σ": observed_raw,
+                    f"σ × {calibration_record['std_scale']:.2f} (fitted on validation)": observed,
+                },
+                path=figures["calibration"],
+                title=f"{run_name}: test set, active points",
+            )
+        )
     if dataset.kind == "phdos" and dataset.grid_unit in ("cm^-1", "cm-1", "1/cm"):
         cv_true = metrics_module.heat_capacity(grid, targets[test])
         cv_pred = metrics_module.heat_capacity(grid, predictions[test])
@@ -384,6 +417,57 @@ def run_experiment(
         model_path=model_path,
         history=history,
     )
+
+
+def _previous_training_seconds(results_dir: Path, run_name: str) -> float | None:
+    """Training wall time recorded by the earlier metrics file of ``run_name`` (``None`` if unknown)."""
+    from s2p_utils.results import read_metrics
+
+    path = results_dir / "metrics" / f"{run_name}.json"
+    if not path.is_file():
+        return None
+    try:
+        info = read_metrics(path).get("info", {})
+    except (ValueError, OSError):
+        return None
+    value = info.get("training_seconds")
+    if value is None and info.get("trained"):
+        value = info.get("seconds")
+    return None if value is None else float(value)
+
+
+def _calibrate_spread(
+    targets: np.ndarray, mean: np.ndarray, std: np.ndarray, *, split: str
+) -> dict[str, Any]:
+    """The calibration record of an ensemble: ``std_scale`` fitted on validation spectra ``(n, n_grid)``.
+
+    Falls back to ``std_scale = 1`` (and says why in ``note``) when no finite factor exists, e.g. for
+    members of a smoke run that predict identical zeros.
+    """
+    from s2p_utils.metrics import calibration
+    from s2p_utils.uncertainty import GAUSSIAN_1SIGMA, fit_std_scale
+
+    record: dict[str, Any] = {
+        "fitted_on": f"active points of the validation split of {split!r}",
+        "coverage": GAUSSIAN_1SIGMA,
+    }
+    try:
+        record["std_scale"] = fit_std_scale(targets, mean, std, GAUSSIAN_1SIGMA)
+    except ValueError as error:
+        record.update(std_scale=1.0, note=f"not calibrated: {error}")
+    record["n_points"] = int(targets.size)
+    raw = calibration(targets, mean, std)
+    scaled = calibration(targets, mean, std * record["std_scale"])
+    keys = (
+        "within_1sigma_active",
+        "within_2sigma_active",
+        "within_1sigma",
+        "within_2sigma",
+        "active_fraction",
+    )
+    record["validation_raw"] = {k: raw[k] for k in keys}
+    record["validation_calibrated"] = {k: scaled[k] for k in keys}
+    return record
 
 
 def _close(figure) -> None:

@@ -17,6 +17,16 @@ Definitions (``y`` reference, ``p`` prediction, ``i`` spectrum, ``k`` grid point
                  ``r2_score(y, p, multioutput="variance_weighted")``:
                  ``1 − Σ_k Σ_i (y_ik − p_ik)² / Σ_k Σ_i (y_ik − ȳ_k)²`` over the grid points ``k`` whose
                  reference variance is non-zero (sklearn gives constant columns weight 0).
+``r2_pooled``    pooled R² over every value of the test matrix, as ``r2_score(y.ravel(), p.ravel())``:
+                 ``1 − Σ_ik (y_ik − p_ik)² / Σ_ik (y_ik − ȳ)²`` with ``ȳ`` the grand mean. The variance
+                 around the grand mean includes the spread *between* grid points, so it is larger than
+                 ``r2`` for the same prediction.
+``r2_pooled_renorm``  ``r2_pooled`` after max re-normalisation, i.e. ``1 − mse_renorm / Var(y)``: the R² of
+                 Mat2Spec's Table 1 (Kong et al., Nat. Commun. 13, 949 (2022)). Evidence: on the chen2021
+                 test set ``Var(y)`` over all 152 × 51 values is 0.0771, and their three MaxNorm rows give
+                 ``MSE / (1 − R²)`` = 0.029/0.37, 0.034/0.44, 0.042/0.55 = 0.078, 0.077, 0.076, i.e. this
+                 definition up to the rounding of the printed numbers. Their variance-weighted R² would be
+                 about ``1 − 0.029/0.048 ≈ 0.40``.
 ``wasserstein``  earth mover's distance W₁ between reference and prediction seen as distributions of point
                  masses on the grid (each clipped at 0 and normalised to unit sum):
                  ``W₁ = Σ_k |CDF_y(k) − CDF_p(k)| (x_{k+1} − x_k)``, in grid units (cm⁻¹, eV; bins when no
@@ -41,6 +51,7 @@ __all__ = [
     "per_spectrum_mse",
     "renormalize",
     "r2_variance_weighted",
+    "r2_pooled",
     "wasserstein",
     "heat_capacity",
     "mean_frequency",
@@ -114,6 +125,20 @@ def r2_variance_weighted(y: np.ndarray, p: np.ndarray) -> float:
     if not varying.any():
         return 1.0 if not numerator.any() else 0.0
     return float(1.0 - numerator[varying].sum() / denominator[varying].sum())
+
+
+def r2_pooled(y: np.ndarray, p: np.ndarray) -> float:
+    """R² over all values of ``(n, n_grid)`` spectra pooled, as sklearn's ``r2_score(y.ravel(), p.ravel())``.
+
+    ``1 − Σ_ik (y_ik − p_ik)² / Σ_ik (y_ik − ȳ)²`` with ``ȳ`` the mean of every value. When the reference is
+    constant: 1.0 for a perfect prediction, else 0.0 (sklearn's ``force_finite``).
+    """
+    y, p = _pair(y, p)
+    numerator = float(((y - p) ** 2).sum())
+    denominator = float(((y - y.mean()) ** 2).sum())
+    if denominator == 0.0:
+        return 1.0 if numerator == 0.0 else 0.0
+    return 1.0 - numerator / denominator
 
 
 def wasserstein(y: np.ndarray, p: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
@@ -205,6 +230,8 @@ def _scores(
         "mae_renorm": float(per_spectrum_mae(y_renorm, p_renorm).mean()),
         "mse_renorm": float(per_spectrum_mse(y_renorm, p_renorm).mean()),
         "r2": r2_variance_weighted(y, p),
+        "r2_pooled": r2_pooled(y, p),
+        "r2_pooled_renorm": r2_pooled(y_renorm, p_renorm),
         "wasserstein": _nanmean(wasserstein(y, p, grid)),
     }
     if phonon:
@@ -261,14 +288,25 @@ def calibration(targets: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[
 
     ``targets``, ``mean``, ``std``: ``(n, n_grid)`` in the target unit. Every grid point of every spectrum
     counts once. For Gaussian, well-calibrated errors the fractions are 0.683 and 0.954; smaller values
-    mean the spread is over-confident. Also returns the mean σ (``std_mean``).
+    mean the spread is over-confident. Also returns the mean σ (``std_mean``), the same two fractions over
+    the *active* points only (``within_1sigma_active``, ``within_2sigma_active``: all but the points with
+    σ = 0 and zero error, see :mod:`s2p_utils.uncertainty`) and their share (``active_fraction``).
     """
     targets, mean, std = (np.asarray(a, dtype=np.float64) for a in (targets, mean, std))
     if not (targets.shape == mean.shape == std.shape):
         raise ValueError(f"shapes differ: targets {targets.shape}, mean {mean.shape}, std {std.shape}")
     error = np.abs(targets - mean)
-    return {
-        "within_1sigma": float(np.mean(error <= std)),
-        "within_2sigma": float(np.mean(error <= 2.0 * std)),
+    active = ~((std == 0) & (error == 0))
+    within_1, within_2 = error <= std, error <= 2.0 * std
+    scores = {
+        "within_1sigma": float(np.mean(within_1)),
+        "within_2sigma": float(np.mean(within_2)),
+        "within_1sigma_active": float("nan"),
+        "within_2sigma_active": float("nan"),
+        "active_fraction": float(active.mean()) if active.size else float("nan"),
         "std_mean": float(std.mean()),
     }
+    if active.any():
+        scores["within_1sigma_active"] = float(np.mean(within_1[active]))
+        scores["within_2sigma_active"] = float(np.mean(within_2[active]))
+    return scores

@@ -1,4 +1,4 @@
-"""Figures: the paper's quartile figure, learning curves, C_V parity, PDF vs simple RDF.
+"""Figures: the paper's quartile figure, learning curves, C_V parity, uncertainty calibration, PDF vs RDF.
 
 Every function builds a :class:`matplotlib.figure.Figure` directly (no pyplot state, no backend switch,
 works headless) and returns it; with ``path`` it is also saved as PNG at 150 dpi. In a notebook,
@@ -24,6 +24,7 @@ __all__ = [
     "spectra_grid",
     "learning_curves",
     "cv_parity",
+    "calibration_curve",
     "pdf_comparison",
     "axis_label",
 ]
@@ -300,6 +301,41 @@ def cv_parity(
     ax.set_xlabel(f"reference {label}")
     ax.set_ylabel(f"predicted {label}")
     ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def calibration_curve(
+    levels: np.ndarray | Sequence[float],
+    observed: Mapping[str, np.ndarray | Sequence[float]],
+    *,
+    path: str | os.PathLike | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Reliability diagram of an uncertainty: observed vs nominal coverage of ``μ ± z·σ`` intervals.
+
+    Args:
+        levels: ``(m,)`` nominal coverages (:func:`s2p_utils.uncertainty.coverage_curve`).
+        observed: label → ``(m,)`` observed coverages, e.g. ``{"raw σ": …, "calibrated σ": …}``.
+
+    The diagonal is perfect calibration; a curve below it means σ is too small (over-confident).
+    """
+    levels = np.asarray(levels, dtype=np.float64)
+    fig = Figure(figsize=(4.4, 4.2), layout="constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="black", lw=1, ls="--", label="ideal")
+    for label, values in observed.items():
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != levels.shape:
+            raise ValueError(f"{label!r}: {values.shape} coverages for {levels.shape} levels")
+        ax.plot(levels, values, marker="o", ms=3, lw=1.5, label=label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("nominal coverage of μ ± zσ")
+    ax.set_ylabel("observed fraction of test points")
+    ax.set_aspect("equal")
+    ax.legend(fontsize=8, loc="upper left")
     if title:
         ax.set_title(title)
     return _save(fig, path)

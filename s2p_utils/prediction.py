@@ -5,7 +5,8 @@ ensemble (a directory of member ``.keras`` files, or a list of them), an authors
 an in-memory ``keras.Model`` — and structures (``ase.Atoms`` or file paths), featurises them the way the
 model was trained (PDF or simple RDF, legacy or corrected, ``max_atoms`` padding), runs the network in
 batches and undoes the target scaling. An ensemble returns the member mean and the per-point standard
-deviation across members.
+deviation across members, scaled by the factor fitted on the validation split when the ensemble folder
+holds a ``calibration.json`` (:mod:`s2p_utils.uncertainty`).
 
 :func:`cmd_predict` is the command line: every file is read on its own; a bad file is reported on
 stderr with its reason and skipped, the others are written to a CSV ``id,file,grid,prediction`` (plus
@@ -54,7 +55,8 @@ class PredictionResult:
         grid: float64 ``(n_out,)`` common grid, or ``(n, n_out)`` per-structure grids, in ``grid_unit``.
         grid_unit: ``"cm^-1"``, ``"eV"`` or ``"bin"`` (bin indices when the model stores no grid).
         mean: float32 ``(n, n_out)`` predicted spectra (the ensemble mean), in the training targets' units.
-        std: float32 ``(n, n_out)`` standard deviation across ensemble members, or ``None`` for one model.
+        std: float32 ``(n, n_out)`` standard deviation across ensemble members (times the ensemble's
+            validation-fitted ``std_scale``, when it has one), or ``None`` for one model.
         n_atoms: int ``(n,)`` atoms in each structure (before any truncation).
         timings: seconds spent ``read`` (files), ``featurize`` and ``model``.
     """
@@ -232,6 +234,12 @@ def load_predictor(
             if differing:
                 raise ValueError(f"ensemble member {source} differs from {sources[0]} in {differing}")
         meta = {**first, **(dict(metadata) if metadata else {})}
+        if is_path and Path(model_or_path).is_dir() and "std_scale" not in (metadata or {}):
+            from s2p_utils.uncertainty import read_std_scale
+
+            std_scale = read_std_scale(model_or_path)
+            if std_scale is not None:
+                meta["std_scale"] = std_scale
     else:
         models = list(model_or_path) if isinstance(model_or_path, list | tuple) else [model_or_path]
         meta = dict(metadata or {})
@@ -335,7 +343,8 @@ def run_model(
 
     Returns:
         ``(mean, std)``: float32 ``(n, n_out)`` member mean, and the member standard deviation (population,
-        ``ddof=0``) or ``None`` for a single model.
+        ``ddof=0``) times the ensemble's ``std_scale`` (from its ``calibration.json``, see
+        :mod:`s2p_utils.uncertainty`; 1 when absent), or ``None`` for a single model.
     """
     n = len(next(iter(inputs.values())))
     if n == 0:
@@ -352,7 +361,10 @@ def run_model(
         outputs.append(_unscale(np.asarray(raw, dtype=np.float64), scaler))
     stacked = np.stack(outputs)
     mean = stacked.mean(axis=0).astype(np.float32)
-    std = stacked.std(axis=0).astype(np.float32) if len(outputs) > 1 else None
+    std = None
+    if len(outputs) > 1:
+        std_scale = float(loaded.metadata.get("std_scale", 1.0) or 1.0)
+        std = (stacked.std(axis=0) * std_scale).astype(np.float32)
     return mean, std
 
 

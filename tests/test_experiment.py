@@ -199,3 +199,33 @@ def test_s2p_train_cli_smoke(mirror, tmp_path, monkeypatch, capsys):
         and metadata["preset"] == "e3nn_phdos"
         and metadata["target_scaler"] is None
     )
+
+
+def test_ensemble_run_calibrates_its_spread_on_validation(tmp_path):
+    from s2p_utils.prediction import predict
+    from s2p_utils.uncertainty import fit_std_scale, read_std_scale
+
+    dataset = toy_dataset()
+    base = toy_preset()
+    config = replace(base, name="toy_ensemble", train=replace(base.train, ensemble=2))
+    result = run_experiment(config, mode="fixed", dataset=dataset, results_dir=tmp_path, seed=0, smoke=False)
+    assert sorted(p.name for p in result.model_path.glob("*.keras")) == ["member0.keras", "member1.keras"]
+    assert "calibration" in result.figures and result.figures["calibration"].is_file()
+
+    scale = read_std_scale(result.model_path)
+    assert scale == pytest.approx(result.metrics["std_scale"])
+    frame = pd.read_csv(result.predictions_path)
+    std = np.stack(frame["std"].map(lambda text: np.asarray(json.loads(text))))
+    val = (frame["split"] == "val").to_numpy()
+    target = np.stack(frame["target"].map(lambda text: np.asarray(json.loads(text))))
+    mean = np.stack(frame["prediction"].map(lambda text: np.asarray(json.loads(text))))
+    # the written σ is the member spread times the factor fitted on the validation rows
+    assert fit_std_scale(target[val], mean[val], std[val] / scale) == pytest.approx(scale, rel=1e-4)
+    for key in ("within_1sigma", "within_1sigma_active", "raw_within_1sigma", "raw_within_2sigma_active"):
+        assert 0.0 <= result.metrics[key] <= 1.0
+
+    # predict() applies the same factor: the same σ for the same structures
+    test = (frame["split"] == "test").to_numpy()
+    structures = [dataset.structures[10], dataset.structures[11]]
+    predicted = predict(result.model_path, structures)
+    np.testing.assert_allclose(predicted.std, std[test], rtol=1e-4, atol=1e-6)

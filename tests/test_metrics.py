@@ -152,3 +152,26 @@ def test_calibration_fractions_by_hand():
     assert wider["within_2sigma"] == 1.0
     with pytest.raises(ValueError, match="shapes differ"):
         calibration(targets, mean, std[:, :2])
+
+
+def test_pooled_r2_by_hand_and_against_variance_weighted():
+    y = np.array([[0.0, 1.0], [0.0, 3.0]])
+    p = np.array([[0.0, 2.0], [0.0, 2.0]])
+    # pooled: Σ(y−p)² = 2, grand mean 1, Σ(y−1)² = 1 + 0 + 1 + 4 = 6
+    assert metrics.r2_pooled(y, p) == pytest.approx(1 - 2 / 6)
+    # variance-weighted: column 0 is constant (weight 0); column 1: Σ(y−2)² = 2
+    assert metrics.r2_variance_weighted(y, p) == pytest.approx(1 - 2 / 2)
+    assert metrics.r2_pooled(y, y) == 1.0
+    assert metrics.r2_pooled(np.ones((2, 2)), np.zeros((2, 2))) == 0.0
+
+
+def test_mat2spec_r2_is_pooled_r2_of_max_renormalised_spectra():
+    rng = np.random.default_rng(3)
+    y = rng.random((6, 51))
+    p = 0.7 * y + 0.1 * rng.random((6, 51))
+    scores = metrics.spectrum_metrics(y, p)
+    y_renorm = metrics.renormalize(y)
+    # 1 − MSE / Var(all values): how Kong et al.'s R², MSE pairs relate (see the module docstring)
+    assert scores["r2_pooled_renorm"] == pytest.approx(1 - scores["mse_renorm"] / y_renorm.var(), rel=1e-9)
+    assert scores["r2_pooled"] == pytest.approx(1 - scores["mse"] / y.var(), rel=1e-9)
+    assert scores["r2_pooled"] > scores["r2"]
