@@ -106,7 +106,8 @@ def spectra_grid(
         grid: ``(n_grid,)`` or ``(n, n_grid)``.
         references, predictions: ``(n, n_grid)``.
         titles, colors: one per spectrum.
-        std: optional ``(n, n_grid)``; drawn as a ±1σ band around the prediction.
+        std: optional ``(n, n_grid)``; drawn as a ±1σ band around the prediction (cut at 0 when every
+            reference and prediction is non-negative, as a DOS is).
         positions: panel of each spectrum in row-major order (default ``0..n-1``).
         row_labels: y label of the first panel of each row.
         legend: ``(colour, label)`` of each prediction line in the figure legend (default one entry).
@@ -129,9 +130,10 @@ def spectra_grid(
         ax.plot(x[i], predictions[i], color=colors[i], lw=2.0)
         if std is not None:
             sigma = np.asarray(std[i], dtype=np.float64)
-            ax.fill_between(
-                x[i], predictions[i] - sigma, predictions[i] + sigma, color=colors[i], alpha=0.3, lw=0
-            )
+            lower = predictions[i] - sigma
+            if (references >= 0).all() and (predictions >= 0).all():
+                lower = np.maximum(lower, 0.0)  # a density of states is never negative
+            ax.fill_between(x[i], lower, predictions[i] + sigma, color=colors[i], alpha=0.3, lw=0)
         ax.set_title(titles[i], fontsize=8.5)
         ax.tick_params(labelsize=7)
     for row, label in enumerate(row_labels or ()):

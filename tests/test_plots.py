@@ -79,6 +79,13 @@ def test_quartile_figure_std_band_and_few_spectra():
     used = [ax for ax in fig.axes if ax.get_lines()]
     assert len(used) == 6
     assert all(any(isinstance(c, PolyCollection) for c in ax.collections) for ax in used)
+    # non-negative spectra: the band stops at 0 (a DOS is never negative)
+    predictions = np.abs(predictions)
+    predictions[:, :5] = 0.0
+    fig = plots.quartile_figure(list("abcdef"), list("ABCDEF"), grid, targets, predictions, std=std)
+    bands = [c for ax in fig.axes for c in ax.collections if isinstance(c, PolyCollection)]
+    lowest = min(path.vertices[:, 1].min() for band in bands for path in band.get_paths())
+    assert lowest == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="ids"):
         plots.quartile_figure(["a"], ["A"], grid, targets, predictions)
 
