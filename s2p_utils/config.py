@@ -50,7 +50,9 @@ class TrainConfig:
     mode always pads to ``max_atoms`` as the original did. ``permute_atoms``: random atom order per
     training visit (augmentation); ``test_time_permutations``: average predictions over that many extra
     random atom orders; ``ensemble``: number of independently seeded members (their spread is the
-    uncertainty).
+    uncertainty). ``loss``: ``"mae"`` (the paper's), ``"mse"`` or ``"mae_cdf"`` (MAE plus a cumulative-
+    spectrum shape term, :func:`s2p_utils.train.spectrum_shape_loss`). ``target_smoothing``: Gaussian width
+    in grid points applied to the *training* targets only (validation and test stay raw).
 
     ``target_scaling``: ``"none"``, ``"minmax"`` (per grid point, like ``sklearn`` ``MinMaxScaler``) or
     ``"global_minmax"`` (one range), as in the preset's notebook. Legacy mode fits it on all rows (the
@@ -74,6 +76,7 @@ class TrainConfig:
     permute_atoms: bool = False
     ensemble: int = 1
     test_time_permutations: int = 0
+    target_smoothing: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ def run_experiment(
     from s2p_utils import metrics as metrics_module
     from s2p_utils import plots, results
     from s2p_utils.inputs import model_inputs
-    from s2p_utils.train import MODES, TargetScaler, fit_target_scaler
+    from s2p_utils.train import MODES, TargetScaler, fit_target_scaler, smooth_targets
 
     config = get_preset(preset) if isinstance(preset, str) else preset
     if mode not in MODES:
@@ -248,7 +248,7 @@ def run_experiment(
             history = train_model(
                 model,
                 take("train"),
-                scaled[masks["train"]],
+                smooth_targets(scaled[masks["train"]], config.train.target_smoothing),
                 take("val"),
                 scaled[masks["val"]],
                 config=config.train,

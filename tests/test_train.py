@@ -195,3 +195,41 @@ def test_bad_inputs_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         train_model(model, x, y, x, y, config=TrainConfig(), mode="best", run_dir=tmp_path, max_epochs=1)
     assert math.isfinite(learning_rate(0, TrainConfig()))
+
+
+def test_spectrum_shape_loss_by_hand_and_it_penalises_a_shifted_peak():
+    from s2p_utils.train import spectrum_shape_loss
+
+    y = np.array([[0.0, 1.0, 0.0, 0.0]], dtype=np.float32)
+    near = np.array([[0.0, 0.0, 1.0, 0.0]], dtype=np.float32)
+    far = np.array([[0.0, 0.0, 0.0, 1.0]], dtype=np.float32)
+    # same MAE (0.5); CDFs [0,1,1,1] vs [0,0,1,1] and [0,0,0,1]: mean |Δ| 1/4 and 2/4
+    assert float(spectrum_shape_loss(y, near)[0]) == pytest.approx(0.5 + 0.25, abs=1e-5)
+    assert float(spectrum_shape_loss(y, far)[0]) == pytest.approx(0.5 + 0.5, abs=1e-5)
+    assert float(spectrum_shape_loss(y, y)[0]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_shape_loss_run_resumes_from_its_checkpoint(tmp_path):
+    config = TrainConfig(batch_size=8, lr_drop_every=1, loss="mae_cdf")
+    reference, _ = _train(tmp_path / "straight", 2, config=config)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "resumed", 2, callbacks=[StopAfter(0)], config=config)
+    resumed, history = _train(tmp_path / "resumed", 2, config=config)  # loads the compiled checkpoint
+    assert list(history["epoch"]) == [0, 1]
+    for a, b in zip(reference.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        _train(tmp_path / "bad", 1, config=TrainConfig(batch_size=8, loss="hinge"))
+
+
+def test_target_smoothing():
+    from s2p_utils.train import smooth_targets
+
+    spike = np.zeros((1, 21), dtype=np.float32)
+    spike[0, 10] = 1.0
+    assert smooth_targets(spike, 0.0) is spike
+    smoothed = smooth_targets(spike, 2.0)
+    assert smoothed.sum() == pytest.approx(1.0, rel=1e-5) and smoothed.max() < 0.25
+    assert np.argmax(smoothed) == 10 and (smoothed >= 0).all()
+    with pytest.raises(ValueError, match="≥ 0"):
+        smooth_targets(spike, -1.0)
