@@ -21,7 +21,8 @@ class ModelConfig:
     """Shape of the paper's network.
 
     Inputs: per-atom PDF rows ``(max_atoms, n_pdf_bins)``, element tokens ``(max_atoms,)`` and,
-    when ``grid_input``, the target grid ``(n_out,)`` (eV or cm⁻¹).
+    when ``grid_input``, the target grid ``(n_out,)`` (eV or cm⁻¹). ``structure_dropout``: dropout rate on
+    the inputs of the atom-sequence LSTM during training (0 in the paper).
     """
 
     max_atoms: int
@@ -34,6 +35,7 @@ class ModelConfig:
     embedding_dim: int = 128
     grid_dropout: float = 0.1
     output_activation: str = "relu"
+    structure_dropout: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,9 @@ def build_model(
             branches.append(layers.Dropout(cfg.grid_dropout, name="grid_dropout")(g))
         merged = layers.Concatenate(name="concatenate")(branches)
         atom_mask = TokenMask(name="atom_mask")(tokens)
-        encoded = layers.LSTM(cfg.lstm_units, name="structure_lstm")(merged, mask=atom_mask)
+        encoded = layers.LSTM(cfg.lstm_units, dropout=cfg.structure_dropout, name="structure_lstm")(
+            merged, mask=atom_mask
+        )
         output = layers.Dense(cfg.n_out, activation=cfg.output_activation, name="dos")(encoded)
         return keras.Model(inputs=inputs, outputs=output, name=name)
 

@@ -325,3 +325,17 @@ def test_authors_weights_reproduce_their_golden_outputs(mirror):
     np.testing.assert_allclose(
         loaded.predict({"pdf": pdf, "tokens": tokens, "grid": grid}, verbose=0), prediction, atol=1e-7
     )
+
+
+def test_structure_dropout_acts_in_training_only():
+    rng = np.random.default_rng(2)
+    x = padded(rng.random((4, 100)).astype(np.float32), np.array([7, 30, 30, 61], np.int32), 6)
+    keras.utils.set_random_seed(0)
+    model = build_model(replace(TINY, max_atoms=6, structure_dropout=0.5))
+    assert model.get_layer("structure_lstm").dropout == 0.5
+    assert count_parameters(model) == count_parameters(build_model(replace(TINY, max_atoms=6)))
+    inputs = {key: keras.ops.convert_to_tensor(value) for key, value in x.items()}
+    inference = [np.asarray(model(inputs, training=False)) for _ in range(2)]
+    training = [np.asarray(model(inputs, training=True)) for _ in range(2)]
+    np.testing.assert_array_equal(inference[0], inference[1])
+    assert np.abs(training[0] - training[1]).max() > 0
