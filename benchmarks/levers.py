@@ -1,0 +1,95 @@
+"""One accuracy lever at a time: a single ``e3nn_phdos_plus`` model with some settings changed, scored on
+the chen2021 *validation* split (the test numbers are printed too, but choices use validation only).
+
+Each ``key=value`` overrides a field of the preset's ``ModelConfig``, ``TrainConfig`` or
+``ExperimentConfig`` (looked up in that order); the ensemble is always 1 member. Run::
+
+    S2P_DATA_MIRROR=../shared/dos_datasets .venv/bin/python benchmarks/levers.py base
+    S2P_DATA_MIRROR=../shared/dos_datasets .venv/bin/python benchmarks/levers.py smooth1 target_smoothing=1.0
+
+One JSON line per run is appended to ``--log`` (default ``benchmarks/out/levers.jsonl``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _parse(value: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        if value not in ("True", "False", "true", "false", "1", "0"):
+            raise SystemExit(f"expected a boolean, got {value!r}")
+        return value in ("True", "true", "1")
+    return type(current)(value) if current is not None else value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("name", help="label of this configuration (also the run name)")
+    parser.add_argument("overrides", nargs="*", help="key=value settings to change")
+    parser.add_argument("--preset", default="e3nn_phdos_plus")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results-dir", default="benchmarks/out/levers")
+    parser.add_argument("--log", default="benchmarks/out/levers.jsonl")
+    args = parser.parse_args()
+
+    import numpy as np
+
+    from s2p_utils.config import get_preset
+    from s2p_utils.experiment import run_experiment
+    from s2p_utils.metrics import r2_pooled, r2_variance_weighted, renormalize
+    from s2p_utils.results import read_predictions
+
+    base = get_preset(args.preset)
+    changes: dict[str, dict[str, Any]] = {"model": {}, "train": {"ensemble": 1}, "top": {}}
+    for item in args.overrides:
+        key, _, value = item.partition("=")
+        for part, obj in (("model", base.model), ("train", base.train), ("top", base)):
+            if key in {f.name for f in fields(obj)}:
+                changes[part][key] = _parse(value, getattr(obj, key))
+                break
+        else:
+            raise SystemExit(f"{key!r} is not a field of the preset's model, train or experiment config")
+    config = replace(
+        base,
+        name=f"lever_{args.name}",
+        model=replace(base.model, **changes["model"]),
+        train=replace(base.train, **changes["train"]),
+        **changes["top"],
+    )
+    started = time.perf_counter()
+    result = run_experiment(
+        config, split="chen2021", seed=args.seed, results_dir=args.results_dir, run_name=f"lever_{args.name}"
+    )
+    minutes = (time.perf_counter() - started) / 60
+    frame = read_predictions(result.predictions_path)
+    val = frame[frame["split"] == "val"]
+    y, p = np.stack(val["target"]), np.stack(val["prediction"])
+    line = {
+        "name": args.name,
+        "overrides": args.overrides,
+        "seed": args.seed,
+        "val_mae": float(np.abs(y - p).mean()),
+        "val_r2": r2_variance_weighted(y, p),
+        "val_r2_pooled_renorm": r2_pooled(renormalize(y), renormalize(p)),
+        "test_mae": result.metrics["mae"],
+        "test_r2": result.metrics["r2"],
+        "epochs": len(result.history),
+        "minutes": round(minutes, 2),
+    }
+    Path(args.log).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.log, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
