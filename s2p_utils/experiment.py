@@ -241,6 +241,8 @@ def run_experiment(
                     name: [str(dataset.ids[i]) for i in idx[:3]] + [len(idx)] for name, idx in parts.items()
                 },
                 "train_config": json.loads(json.dumps(config.train.__dict__)),
+                "model_config": json.loads(json.dumps(config.model.__dict__)),
+                "features": [config.featurizer, config.element_descriptors, config.pdf_scale],
             }
             _prepare_run_dir(member_dir, fingerprint)
             keras.utils.set_random_seed(member_seed)

@@ -229,3 +229,21 @@ def test_ensemble_run_calibrates_its_spread_on_validation(tmp_path):
     structures = [dataset.structures[10], dataset.structures[11]]
     predicted = predict(result.model_path, structures)
     np.testing.assert_allclose(predicted.std, std[test], rtol=1e-4, atol=1e-6)
+
+
+def test_a_changed_model_config_does_not_resume_old_checkpoints(tmp_path):
+    dataset = toy_dataset()
+    base = toy_preset()
+    run_experiment(
+        base, mode="fixed", dataset=dataset, results_dir=tmp_path, seed=0, smoke=False, run_name="r"
+    )
+    marker = tmp_path / "checkpoints" / "r" / "run.json"
+    before = json.loads(marker.read_text())
+    changed = replace(base, model=replace(base.model, structure_dropout=0.3))
+    with pytest.warns(UserWarning, match="different run; starting from scratch"):
+        run_experiment(
+            changed, mode="fixed", dataset=dataset, results_dir=tmp_path, seed=0, smoke=False, run_name="r"
+        )
+    after = json.loads(marker.read_text())
+    assert before["model_config"]["structure_dropout"] == 0.0
+    assert after["model_config"]["structure_dropout"] == 0.3
