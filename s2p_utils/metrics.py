@@ -295,8 +295,10 @@ def calibration(targets: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[
     targets, mean, std = (np.asarray(a, dtype=np.float64) for a in (targets, mean, std))
     if not (targets.shape == mean.shape == std.shape):
         raise ValueError(f"shapes differ: targets {targets.shape}, mean {mean.shape}, std {std.shape}")
+    from s2p_utils.uncertainty import active_points
+
     error = np.abs(targets - mean)
-    active = ~((std == 0) & (error == 0))
+    active = active_points(targets, mean, std)
     within_1, within_2 = error <= std, error <= 2.0 * std
     scores = {
         "within_1sigma": float(np.mean(within_1)),

@@ -543,10 +543,9 @@ def render_readme(outcomes: Sequence[RunOutcome], results_dir: Path, *, smoke: b
                 if reference not in shown_references:
                     shown_references.append(reference)
                 number = shown_references.index(reference) + 1
-                ref_values = {key: getattr(reference, key, None) for key, _ in _METRIC_COLUMNS}
                 lines.append(
                     f"| | {reference.dataset} | {reference.split} | published | {reference.model} [{number}] | "
-                    + " | ".join(_fmt(ref_values.get(key)) for key, _ in _METRIC_COLUMNS)
+                    + " | ".join(_fmt(getattr(reference, key, None)) for key, _ in _METRIC_COLUMNS)
                     + " | reference |"
                 )
     if shown_references:
