@@ -149,13 +149,10 @@ def write_calibration(folder: str | os.PathLike, std_scale: float, **info: Any) 
     """Write ``{"std_scale": s, **info}`` to ``folder/calibration.json`` (atomically) and return its path."""
     if not (math.isfinite(std_scale) and std_scale > 0):
         raise ValueError(f"std_scale must be a positive finite number, got {std_scale}")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / CALIBRATION_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"std_scale": float(std_scale), **info}, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    from s2p_utils.results import _atomic_write_text
+
+    record = json.dumps({"std_scale": float(std_scale), **info}, indent=2) + "\n"
+    return _atomic_write_text(Path(folder) / CALIBRATION_FILE, record)
 
 
 def read_std_scale(folder: str | os.PathLike) -> float | None:
