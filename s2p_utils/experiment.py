@@ -9,8 +9,8 @@ Files written (below :func:`s2p_utils.paths.results_dir`):
   ``_calibration.png`` (ensembles: observed vs nominal coverage of μ ± zσ on the test set)
 - ``models/<run>.keras`` (+ ``.json`` metadata: scaler, grid, featurizer) for :func:`s2p_utils.prediction.predict`;
   an ensemble preset (``TrainConfig.ensemble`` > 1) writes ``models/<run>/member<k>.keras`` instead, and
-  its predictions carry the member spread as a per-point standard deviation, scaled by one factor fitted
-  on the validation split (``models/<run>/calibration.json``, :mod:`s2p_utils.uncertainty`); the metrics
+  its predictions carry the member spread σ as a per-point standard deviation, calibrated on the
+  validation split as √((a·σ)² + b²) (``models/<run>/calibration.json``, :mod:`s2p_utils.uncertainty`); the metrics
   give the test coverage after (``within_1sigma``, ``within_2sigma``) and before (``raw_within_*``)
 - ``checkpoints/<run>/``      per-epoch checkpoint + ``log.csv``: an interrupted run resumes from here
 
@@ -36,7 +36,7 @@ import pandas as pd
 
 from s2p_utils import paths
 from s2p_utils.config import ExperimentConfig, get_preset
-from s2p_utils.uncertainty import write_calibration
+from s2p_utils.uncertainty import active_points, calibrated_std, write_calibration
 
 __all__ = ["RunResult", "run_experiment", "cmd_train", "scaler_rows", "SMOKE_SIZES", "SMOKE_EPOCHS"]
 
@@ -314,7 +314,9 @@ def run_experiment(
             targets[masks["val"]], predictions[masks["val"]], spread[masks["val"]], split=split
         )
         write_calibration(model_path, **calibration_record)
-        spread = (spread * calibration_record["std_scale"]).astype(np.float32)
+        spread = calibrated_std(
+            spread, calibration_record["std_scale"], calibration_record["std_floor"]
+        ).astype(np.float32)
 
     test, train_part = masks["test"], masks["train"]
     grid = _grids_for(dataset, rows[test]) if dataset.grids is not None else dataset.grid
@@ -329,10 +331,15 @@ def run_experiment(
     for name in ("train", "val"):
         scores[f"{name}_mae"] = float(np.mean(np.abs(targets[masks[name]] - predictions[masks[name]])))
     if spread is not None:
-        scores.update(metrics_module.calibration(targets[test], predictions[test], spread[test]))
+        # active points (all but exact zeros with no spread) come from the raw spread: a floor is never 0
+        active_test = active_points(targets[test], predictions[test], raw_spread[test])
+        scores.update(
+            metrics_module.calibration(targets[test], predictions[test], spread[test], active=active_test)
+        )
         raw = metrics_module.calibration(targets[test], predictions[test], raw_spread[test])
         scores.update({f"raw_{key}": value for key, value in raw.items()})
         scores["std_scale"] = calibration_record["std_scale"]
+        scores["std_floor"] = calibration_record["std_floor"]
         for k, member_prediction in enumerate(member_predictions):
             scores[f"member{k}_mae"] = float(np.mean(np.abs(targets[test] - member_prediction[test])))
     epochs_run = int(len(history))
@@ -392,14 +399,14 @@ def run_experiment(
         from s2p_utils.uncertainty import coverage_curve
 
         levels, observed_raw = coverage_curve(targets[test], predictions[test], raw_spread[test])
-        _, observed = coverage_curve(targets[test], predictions[test], spread[test])
+        _, observed = coverage_curve(targets[test], predictions[test], spread[test], active=active_test)
         figures["calibration"] = results.figure_path(run_name, "calibration", out_dir)
         _close(
             plots.calibration_curve(
                 levels,
                 {
                     "member σ": observed_raw,
-                    f"σ × {calibration_record['std_scale']:.2f} (fitted on validation)": observed,
+                    _calibration_label(calibration_record): observed,
                 },
                 path=figures["calibration"],
                 title=f"{run_name}: test set, active points",
@@ -441,25 +448,32 @@ def _previous_training_seconds(results_dir: Path, run_name: str) -> float | None
 def _calibrate_spread(
     targets: np.ndarray, mean: np.ndarray, std: np.ndarray, *, split: str
 ) -> dict[str, Any]:
-    """The calibration record of an ensemble: ``std_scale`` fitted on validation spectra ``(n, n_grid)``.
+    """The calibration record of an ensemble: ``std_scale`` and ``std_floor`` fitted on validation spectra
+    ``(n, n_grid)`` (:func:`s2p_utils.uncertainty.fit_std_calibration`).
 
-    Falls back to ``std_scale = 1`` (and says why in ``note``) when no finite factor exists, e.g. for
-    members of a smoke run that predict identical zeros.
+    Falls back to ``std_scale = 1, std_floor = 0`` (and says why in ``note``) when no finite scale exists,
+    e.g. for members of a smoke run that predict identical zeros.
     """
     from s2p_utils.metrics import calibration
-    from s2p_utils.uncertainty import GAUSSIAN_1SIGMA, fit_std_scale
+    from s2p_utils.uncertainty import GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA, fit_std_calibration
 
     record: dict[str, Any] = {
+        "form": "sqrt((std_scale * sigma)**2 + std_floor**2)",
         "fitted_on": f"active points of the validation split of {split!r}",
-        "coverage": GAUSSIAN_1SIGMA,
+        "coverage": [GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA],
     }
     try:
-        record["std_scale"] = fit_std_scale(targets, mean, std, GAUSSIAN_1SIGMA)
+        record["std_scale"], record["std_floor"] = fit_std_calibration(targets, mean, std)
     except ValueError as error:
-        record.update(std_scale=1.0, note=f"not calibrated: {error}")
+        record.update(std_scale=1.0, std_floor=0.0, note=f"not calibrated: {error}")
     record["n_points"] = int(targets.size)
     raw = calibration(targets, mean, std)
-    scaled = calibration(targets, mean, std * record["std_scale"])
+    scaled = calibration(
+        targets,
+        mean,
+        calibrated_std(std, record["std_scale"], record["std_floor"]),
+        active=active_points(targets, mean, std),
+    )
     keys = (
         "within_1sigma_active",
         "within_2sigma_active",
@@ -470,6 +484,13 @@ def _calibrate_spread(
     record["validation_raw"] = {k: raw[k] for k in keys}
     record["validation_calibrated"] = {k: scaled[k] for k in keys}
     return record
+
+
+def _calibration_label(record: dict[str, Any]) -> str:
+    """Legend text of the calibrated curve, e.g. ``√((2.10σ)² + 0.140²) (fitted on validation)``."""
+    if record["std_floor"] > 0:
+        return f"√(({record['std_scale']:.2f}σ)² + {record['std_floor']:.3f}²) (fitted on validation)"
+    return f"σ × {record['std_scale']:.2f} (fitted on validation)"
 
 
 def _close(figure) -> None:

@@ -283,7 +283,9 @@ def spectrum_metrics(
     return metrics
 
 
-def calibration(targets: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
+def calibration(
+    targets: np.ndarray, mean: np.ndarray, std: np.ndarray, *, active: np.ndarray | None = None
+) -> dict[str, float]:
     """How often the truth lies within ±1σ and ±2σ of an ensemble prediction.
 
     ``targets``, ``mean``, ``std``: ``(n, n_grid)`` in the target unit. Every grid point of every spectrum
@@ -291,6 +293,8 @@ def calibration(targets: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[
     mean the spread is over-confident. Also returns the mean σ (``std_mean``), the same two fractions over
     the *active* points only (``within_1sigma_active``, ``within_2sigma_active``: all but the points with
     σ = 0 and zero error, see :mod:`s2p_utils.uncertainty`) and their share (``active_fraction``).
+    ``active``: boolean ``(n, n_grid)`` mask of the active points, to take them from the *raw* member
+    spread when ``std`` is a calibrated one with a floor (which is never 0); default: from ``std``.
     """
     targets, mean, std = (np.asarray(a, dtype=np.float64) for a in (targets, mean, std))
     if not (targets.shape == mean.shape == std.shape):
@@ -298,7 +302,9 @@ def calibration(targets: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[
     from s2p_utils.uncertainty import active_points
 
     error = np.abs(targets - mean)
-    active = active_points(targets, mean, std)
+    active = active_points(targets, mean, std) if active is None else np.asarray(active, dtype=bool)
+    if active.shape != targets.shape:
+        raise ValueError(f"active mask {active.shape} must have the shape of the targets {targets.shape}")
     within_1, within_2 = error <= std, error <= 2.0 * std
     scores = {
         "within_1sigma": float(np.mean(within_1)),

@@ -55,8 +55,9 @@ class PredictionResult:
         grid: float64 ``(n_out,)`` common grid, or ``(n, n_out)`` per-structure grids, in ``grid_unit``.
         grid_unit: ``"cm^-1"``, ``"eV"`` or ``"bin"`` (bin indices when the model stores no grid).
         mean: float32 ``(n, n_out)`` predicted spectra (the ensemble mean), in the training targets' units.
-        std: float32 ``(n, n_out)`` standard deviation across ensemble members (times the ensemble's
-            validation-fitted ``std_scale``, when it has one), or ``None`` for one model.
+        std: float32 ``(n, n_out)`` standard deviation σ across ensemble members, calibrated on validation
+            as ``√((std_scale·σ)² + std_floor²)`` when the ensemble has a ``calibration.json``, or ``None``
+            for one model.
         n_atoms: int ``(n,)`` atoms in each structure (before any truncation).
         timings: seconds spent ``read`` (files), ``featurize`` and ``model``.
     """
@@ -235,11 +236,11 @@ def load_predictor(
                 raise ValueError(f"ensemble member {source} differs from {sources[0]} in {differing}")
         meta = {**first, **(dict(metadata) if metadata else {})}
         if is_path and Path(model_or_path).is_dir() and "std_scale" not in (metadata or {}):
-            from s2p_utils.uncertainty import read_std_scale
+            from s2p_utils.uncertainty import read_calibration
 
-            std_scale = read_std_scale(model_or_path)
-            if std_scale is not None:
-                meta["std_scale"] = std_scale
+            calibration = read_calibration(model_or_path)
+            if calibration is not None:
+                meta["std_scale"], meta["std_floor"] = calibration
     else:
         models = list(model_or_path) if isinstance(model_or_path, list | tuple) else [model_or_path]
         meta = dict(metadata or {})
@@ -342,9 +343,10 @@ def run_model(
     """Run every member on ``inputs`` and undo the target scaling.
 
     Returns:
-        ``(mean, std)``: float32 ``(n, n_out)`` member mean, and the member standard deviation (population,
-        ``ddof=0``) times the ensemble's ``std_scale`` (from its ``calibration.json``, see
-        :mod:`s2p_utils.uncertainty`; 1 when absent), or ``None`` for a single model.
+        ``(mean, std)``: float32 ``(n, n_out)`` member mean, and the member standard deviation σ
+        (population, ``ddof=0``) calibrated as ``√((std_scale·σ)² + std_floor²)`` (from the ensemble's
+        ``calibration.json``, see :mod:`s2p_utils.uncertainty`; 1 and 0 when absent), or ``None`` for a
+        single model.
     """
     n = len(next(iter(inputs.values())))
     if n == 0:
@@ -363,8 +365,11 @@ def run_model(
     mean = stacked.mean(axis=0).astype(np.float32)
     std = None
     if len(outputs) > 1:
+        from s2p_utils.uncertainty import calibrated_std
+
         std_scale = float(loaded.metadata.get("std_scale", 1.0) or 1.0)
-        std = (stacked.std(axis=0) * std_scale).astype(np.float32)
+        std_floor = float(loaded.metadata.get("std_floor", 0.0) or 0.0)
+        std = calibrated_std(stacked.std(axis=0), std_scale, std_floor).astype(np.float32)
     return mean, std
 
 

@@ -435,6 +435,7 @@ _METRIC_COLUMNS = (
     ("mse_renorm", "MSE (max-renorm.)"),
     ("r2_pooled_renorm", "R² (pooled, max-renorm.: Mat2Spec's)"),
     ("within_1sigma_active", "within ±1σ (active points)"),
+    ("within_2sigma_active", "within ±2σ (active points)"),
     ("baseline_mae", "MAE of the train-mean spectrum"),
 )
 

@@ -2,21 +2,28 @@
 
 The raw member standard deviation σ of an ensemble of networks trained from different seeds is
 over-confident: members share data, architecture and inductive bias, so they agree with each other more
-often than with the truth. The remedy here is the simplest one that is honest about it: a single factor
-``s``, fitted on the *validation* split, so that ``s·σ`` covers the wanted fraction of validation points
-(68.27 %, the Gaussian ±1σ fraction) — split-conformal calibration with the normalised score |y − μ|/σ.
-The factor is stored beside the members (``calibration.json`` in the ensemble folder) and applied by
-:func:`s2p_utils.prediction.predict`; the test set is scored before and after.
+often than with the truth. The remedy here is split-conformal calibration on the *validation* split,
+with two numbers stored beside the members (``calibration.json`` in the ensemble folder) and applied by
+:func:`s2p_utils.prediction.predict`::
+
+    σ_calibrated = √((a·σ)² + b²)        (a: scale, b: floor, both in the units of the spectra)
+
+* ``a`` alone (:func:`fit_std_scale`, ``b = 0``) is the classic one-factor recalibration: ``a·σ`` covers
+  68.27 % of validation points (the Gaussian ±1σ fraction). It cannot also give ±2σ ≈ 95.45 %: spectrum
+  errors are heavy-tailed, and where every member predicts exactly 0 (σ = 0) but the reference has a
+  small peak, no factor covers anything.
+* The floor ``b`` (:func:`fit_std_calibration`) is the error the ensemble does not see in its spread. For
+  each candidate floor the scale is chosen so that ±1σ covers exactly 68.27 % of validation points;
+  among those pairs the smallest floor whose ±2σ comes closest to 95.45 % (within sampling noise) is
+  kept (``b = 0`` when one factor already does it, so the pair never does worse than the factor on
+  validation).
 
 *Active points.* About 45 % of the phonon-DOS grid points are zero-DOS bins (above the highest phonon
 frequency) that every member predicts as exactly 0: σ = 0 and the error is 0, at any scale. Counting
 them would let a band that is far too narrow where the spectrum has signal reach "68 %" overall. The
-factor is therefore fitted on the *active* points — all but those with σ = 0 and zero error — and the
-coverage is reported both over active points and over every point (the latter as the issue of record
-defined it).
-
-Errors of spectra are heavy-tailed (a missed peak is far outside any Gaussian), so matching ±1σ does not
-make ±2σ cover 95.4 %; both fractions are reported so nobody has to assume it does.
+calibration is therefore fitted on the *active* points — all but those with σ = 0 and zero error — and
+the coverage is reported both over active points and over every point (the latter as the issue of
+record defined it).
 """
 
 from __future__ import annotations
@@ -31,16 +38,22 @@ import numpy as np
 
 __all__ = [
     "GAUSSIAN_1SIGMA",
+    "GAUSSIAN_2SIGMA",
     "CALIBRATION_FILE",
     "active_points",
+    "calibrated_std",
     "fit_std_scale",
+    "fit_std_calibration",
     "coverage_curve",
     "write_calibration",
-    "read_std_scale",
+    "read_calibration",
 ]
 
 #: Fraction of a Gaussian within ±1σ.
 GAUSSIAN_1SIGMA = 0.6826894921370859
+
+#: Fraction of a Gaussian within ±2σ.
+GAUSSIAN_2SIGMA = 0.9544997361036416
 
 #: File name of the calibration record inside an ensemble folder.
 CALIBRATION_FILE = "calibration.json"
@@ -50,6 +63,50 @@ def active_points(targets: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.
     """Boolean mask, same shape: False where ``σ = 0`` and ``y = μ`` (exactly right, no spread), else True."""
     targets, mean, std = (np.asarray(a, dtype=np.float64) for a in (targets, mean, std))
     return ~((std == 0) & (targets == mean))
+
+
+def calibrated_std(std: np.ndarray, scale: float, floor: float = 0.0) -> np.ndarray:
+    """Calibrated spread ``√((scale·σ)² + floor²)``: float64, the shape of ``std`` (units of the spectra)."""
+    std = np.asarray(std, dtype=np.float64)
+    if floor == 0.0:
+        return scale * std
+    return np.sqrt((scale * std) ** 2 + floor**2)
+
+
+def _checked_errors(
+    targets: np.ndarray, mean: np.ndarray, std: np.ndarray, active_only: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(|y − μ|, σ)`` of the points a fit uses, 1-D float64; raises ``ValueError`` on bad input."""
+    targets, mean, std = (np.asarray(a, dtype=np.float64) for a in (targets, mean, std))
+    if not (targets.shape == mean.shape == std.shape) or targets.size == 0:
+        raise ValueError(
+            f"shapes differ or are empty: targets {targets.shape}, mean {mean.shape}, std {std.shape}"
+        )
+    if not (np.isfinite(targets).all() and np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise ValueError("targets, mean and std must be finite")
+    if (std < 0).any():
+        raise ValueError("std must be non-negative")
+    keep = active_points(targets, mean, std) if active_only else np.ones(targets.shape, dtype=bool)
+    if not keep.any():
+        raise ValueError("no active points: every point has σ = 0 and zero error")
+    return np.abs(targets - mean)[keep], std[keep]
+
+
+def _needed_scale(error: np.ndarray, sigma: np.ndarray, floor: float) -> np.ndarray:
+    """Per point, the smallest ``a`` with ``error ≤ √((a·σ)² + floor²)`` (0 if the floor covers it, inf if
+    σ = 0 and it does not)."""
+    excess = np.sqrt(np.clip(error**2 - floor**2, 0.0, None))
+    ratio = np.full(error.shape, np.inf)
+    positive = sigma > 0
+    ratio[positive] = excess[positive] / sigma[positive]
+    ratio[~positive & (excess == 0)] = 0.0
+    return ratio
+
+
+def _scale_for(error: np.ndarray, sigma: np.ndarray, floor: float, coverage: float) -> float:
+    """Smallest scale for which ``√((a·σ)² + floor²)`` covers ``coverage`` of the points (inf if none)."""
+    ratio = np.sort(_needed_scale(error, sigma, floor))
+    return float(ratio[math.ceil(coverage * ratio.size) - 1])
 
 
 def fit_std_scale(
@@ -76,35 +133,69 @@ def fit_std_scale(
         ValueError: shapes differ, non-finite values, ``coverage`` outside (0, 1), or no finite factor can
             reach ``coverage`` (too many points with ``σ = 0`` and a non-zero error).
     """
-    targets, mean, std = (np.asarray(a, dtype=np.float64) for a in (targets, mean, std))
-    if not (targets.shape == mean.shape == std.shape) or targets.size == 0:
-        raise ValueError(
-            f"shapes differ or are empty: targets {targets.shape}, mean {mean.shape}, std {std.shape}"
-        )
-    if not (np.isfinite(targets).all() and np.isfinite(mean).all() and np.isfinite(std).all()):
-        raise ValueError("targets, mean and std must be finite")
-    if (std < 0).any():
-        raise ValueError("std must be non-negative")
     if not 0.0 < coverage < 1.0:
         raise ValueError(f"coverage must lie in (0, 1), got {coverage}")
-    keep = active_points(targets, mean, std) if active_only else np.ones(targets.shape, dtype=bool)
-    if not keep.any():
-        raise ValueError("no active points: every point has σ = 0 and zero error")
-    error = np.abs(targets - mean)[keep]
-    sigma = std[keep]
-    ratio = np.full(error.shape, np.inf)
-    positive = sigma > 0
-    ratio[positive] = error[positive] / sigma[positive]
-    ratio[~positive & (error == 0)] = 0.0
-    ratio.sort()
-    needed = math.ceil(coverage * ratio.size)  # points that must be covered
-    factor = float(ratio[needed - 1])
+    error, sigma = _checked_errors(targets, mean, std, active_only)
+    factor = _scale_for(error, sigma, 0.0, coverage)
     if not math.isfinite(factor):
         raise ValueError(
-            f"no finite scale reaches {coverage:.1%} coverage: {np.isinf(ratio).mean():.1%} of the points have "
-            "σ = 0 and a non-zero error"
+            f"no finite scale reaches {coverage:.1%} coverage: {np.mean((sigma == 0) & (error > 0)):.1%} of "
+            "the points have σ = 0 and a non-zero error"
         )
     return max(factor, np.finfo(np.float64).tiny)
+
+
+def fit_std_calibration(
+    targets: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    coverages: tuple[float, float] = (GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA),
+    *,
+    active_only: bool = True,
+    n_floors: int = 200,
+) -> tuple[float, float]:
+    """Scale ``a`` and floor ``b`` of ``σ' = √((a·σ)² + b²)`` fitted to cover ±1σ' and ±2σ' fractions.
+
+    For each candidate floor (0 and ``n_floors − 1`` quantiles of the errors below the ``coverages[0]``
+    quantile) the scale is the smallest one for which ±1σ' covers ``coverages[0]`` of the points. The
+    smallest floor whose ±2σ' coverage is as close to ``coverages[1]`` as the best pair's, or within two
+    binomial standard errors ``2√(c₂(1 − c₂)/N)`` of it, is returned: a floor is only added when the
+    data ask for more than sampling noise.
+
+    Args:
+        targets, mean, std: ``(n, n_grid)`` reference spectra, ensemble mean and member standard deviation,
+            in the same units (validation split).
+        coverages: wanted fractions within ±1σ' and ±2σ', ``0 < c₁ < c₂ < 1`` (default: Gaussian).
+        active_only: count only the active points (:func:`active_points`).
+        n_floors: candidate floors tried.
+
+    Returns:
+        ``(a, b)``: ``a > 0`` dimensionless, ``b ≥ 0`` in the units of the spectra.
+
+    Raises:
+        ValueError: bad input (as :func:`fit_std_scale`) or coverages not ``0 < c₁ < c₂ < 1``.
+    """
+    low, high = (float(c) for c in coverages)
+    if not 0.0 < low < high < 1.0:
+        raise ValueError(f"coverages must satisfy 0 < c1 < c2 < 1, got {coverages}")
+    error, sigma = _checked_errors(targets, mean, std, active_only)
+    # a floor at or above the c1-quantile of the errors would cover c1 with no scale at all: σ ignored
+    floors = np.unique(np.concatenate([[0.0], np.quantile(error, np.linspace(0.0, low, n_floors))[:-1]]))
+    candidates = []  # (floor, scale, |±2σ' coverage − c2|), floors ascending
+    for floor in floors:
+        scale = _scale_for(error, sigma, float(floor), low)
+        if math.isfinite(scale):
+            wide = np.mean(_needed_scale(error / 2.0, sigma, float(floor)) <= scale)
+            candidates.append((float(floor), scale, abs(float(wide) - high)))
+    if not candidates:
+        raise ValueError(
+            f"no finite scale reaches {low:.1%} coverage: {np.mean((sigma == 0) & (error > 0)):.1%} of the "
+            "points have σ = 0 and a non-zero error"
+        )
+    # the smallest floor within sampling noise (two binomial standard errors) of the best ±2σ' match
+    tolerance = max(min(c[2] for c in candidates), 2.0 * math.sqrt(high * (1.0 - high) / error.size))
+    best = next(c for c in candidates if c[2] <= tolerance)
+    return max(best[1], np.finfo(np.float64).tiny), best[0]
 
 
 def coverage_curve(
@@ -114,6 +205,7 @@ def coverage_curve(
     levels: np.ndarray | None = None,
     *,
     active_only: bool = True,
+    active: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Observed against nominal coverage of Gaussian central intervals ``μ ± z(level)·σ``.
 
@@ -121,6 +213,8 @@ def coverage_curve(
         targets, mean, std: ``(n, n_grid)`` arrays in the same units.
         levels: nominal coverages in (0, 1) (default 0.05, 0.10, …, 0.95).
         active_only: count only the active points (:func:`active_points`).
+        active: boolean mask of the active points (default: :func:`active_points` of ``std``); pass the
+            mask of the raw member spread when ``std`` is calibrated with a floor.
 
     Returns:
         ``(levels, observed)``: float64 ``(m,)`` each; ``observed[j]`` is the fraction of points with
@@ -135,7 +229,12 @@ def coverage_curve(
     levels = np.arange(0.05, 0.96, 0.05) if levels is None else np.asarray(levels, dtype=np.float64)
     if ((levels <= 0) | (levels >= 1)).any():
         raise ValueError("levels must lie in (0, 1)")
-    keep = active_points(targets, mean, std) if active_only else np.ones(targets.shape, dtype=bool)
+    if not active_only:
+        keep = np.ones(targets.shape, dtype=bool)
+    else:
+        keep = active_points(targets, mean, std) if active is None else np.asarray(active, dtype=bool)
+    if keep.shape != targets.shape:
+        raise ValueError(f"active mask {keep.shape} must have the shape of the targets {targets.shape}")
     error = np.abs(targets - mean)[keep]
     sigma = std[keep]
     if error.size == 0:
@@ -145,30 +244,43 @@ def coverage_curve(
     return levels, observed
 
 
-def write_calibration(folder: str | os.PathLike, std_scale: float, **info: Any) -> Path:
-    """Write ``{"std_scale": s, **info}`` to ``folder/calibration.json`` (atomically) and return its path."""
-    if not (math.isfinite(std_scale) and std_scale > 0):
-        raise ValueError(f"std_scale must be a positive finite number, got {std_scale}")
+def write_calibration(
+    folder: str | os.PathLike, std_scale: float, std_floor: float = 0.0, **info: Any
+) -> Path:
+    """Write ``{"std_scale": a, "std_floor": b, **info}`` to ``folder/calibration.json`` (atomically).
+
+    Returns the path. Raises ``ValueError`` unless ``a`` is positive and finite and ``b`` finite and ≥ 0.
+    """
+    _check_pair(std_scale, std_floor, "std_scale/std_floor")
     from s2p_utils.results import _atomic_write_text
 
-    record = json.dumps({"std_scale": float(std_scale), **info}, indent=2) + "\n"
-    return _atomic_write_text(Path(folder) / CALIBRATION_FILE, record)
+    record = json.dumps({"std_scale": float(std_scale), "std_floor": float(std_floor), **info}, indent=2)
+    return _atomic_write_text(Path(folder) / CALIBRATION_FILE, record + "\n")
 
 
-def read_std_scale(folder: str | os.PathLike) -> float | None:
-    """The ``std_scale`` of ``folder/calibration.json``, or ``None`` when the folder has none.
+def _check_pair(scale: float, floor: float, where: str) -> None:
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"{where}: std_scale must be a positive finite number, got {scale}")
+    if not (math.isfinite(floor) and floor >= 0):
+        raise ValueError(f"{where}: std_floor must be a finite number ≥ 0, got {floor}")
+
+
+def read_calibration(folder: str | os.PathLike) -> tuple[float, float] | None:
+    """``(std_scale, std_floor)`` of ``folder/calibration.json`` (floor 0 if the record has none), or
+    ``None`` when the folder has no such file.
 
     Raises:
-        ValueError: the file exists but is not JSON with a positive finite ``std_scale``.
+        ValueError: the file exists but is not JSON with a positive finite ``std_scale`` (and, if present,
+            a finite ``std_floor`` ≥ 0).
     """
     path = Path(folder) / CALIBRATION_FILE
     if not path.is_file():
         return None
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-        value = float(record["std_scale"])
-    except (ValueError, KeyError, TypeError) as error:
+        scale = float(record["std_scale"])
+        floor = float(record.get("std_floor", 0.0))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{path}: not a calibration record with a numeric 'std_scale' ({error})") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{path}: std_scale must be a positive finite number, got {value}")
-    return value
+    _check_pair(scale, floor, str(path))
+    return scale, floor

@@ -72,21 +72,88 @@ def test_calibration_scores_all_and_active_points():
     assert scores["within_1sigma_active"] == pytest.approx(1 / 2)
     assert scores["within_2sigma_active"] == pytest.approx(1 / 2)
     assert scores["active_fraction"] == pytest.approx(1 / 2)
+    # a floored σ is never 0: the active points then come from the raw spread's mask
+    floored = uncertainty.calibrated_std(std, 1.0, 0.05)
+    naive = metrics.calibration(targets, mean, floored)
+    assert naive["active_fraction"] == 1.0
+    masked = metrics.calibration(targets, mean, floored, active=uncertainty.active_points(targets, mean, std))
+    assert masked["active_fraction"] == pytest.approx(1 / 2)
+    assert masked["within_1sigma_active"] == pytest.approx(1 / 2)
+    with pytest.raises(ValueError, match="active mask"):
+        metrics.calibration(targets, mean, floored, active=np.ones((1, 3), dtype=bool))
+    levels, observed = uncertainty.coverage_curve(
+        targets, mean, floored, [0.5], active=uncertainty.active_points(targets, mean, std)
+    )
+    assert observed[0] == pytest.approx(1 / 2)  # 0.9 ± 0.67·0.206 covers 1.0; 0.5 is not covered
 
 
 def test_calibration_file_round_trip_and_errors(tmp_path):
-    assert uncertainty.read_std_scale(tmp_path) is None
-    path = uncertainty.write_calibration(tmp_path, 2.5, fitted_on="validation")
+    assert uncertainty.read_calibration(tmp_path) is None
+    path = uncertainty.write_calibration(tmp_path, 2.5, 0.1, fitted_on="validation")
     assert json.loads(path.read_text())["fitted_on"] == "validation"
-    assert uncertainty.read_std_scale(tmp_path) == 2.5
+    assert uncertainty.read_calibration(tmp_path) == (2.5, 0.1)
+    path.write_text('{"std_scale": 3.0}')  # a record without a floor (one-factor calibration)
+    assert uncertainty.read_calibration(tmp_path) == (3.0, 0.0)
     path.write_text('{"std_scale": "abc"}')
     with pytest.raises(ValueError, match="calibration.json"):
-        uncertainty.read_std_scale(tmp_path)
+        uncertainty.read_calibration(tmp_path)
     path.write_text('{"std_scale": -1}')
     with pytest.raises(ValueError, match="positive"):
-        uncertainty.read_std_scale(tmp_path)
+        uncertainty.read_calibration(tmp_path)
+    path.write_text('{"std_scale": 1, "std_floor": -0.5}')
+    with pytest.raises(ValueError, match="std_floor"):
+        uncertainty.read_calibration(tmp_path)
     with pytest.raises(ValueError, match="positive"):
         uncertainty.write_calibration(tmp_path, float("nan"))
+    with pytest.raises(ValueError, match="std_floor"):
+        uncertainty.write_calibration(tmp_path, 1.0, float("inf"))
+
+
+def _floor_case(scale: float, floor: float, n: int = 400, k: int = 50, seed: int = 1):
+    """Gaussian errors with standard deviation √((scale·σ)² + floor²); a tenth of the points have σ = 0."""
+    rng = np.random.default_rng(seed)
+    std = rng.uniform(0.02, 0.3, (n, k))
+    std[rng.random((n, k)) < 0.1] = 0.0
+    mean = rng.uniform(0.0, 1.0, (n, k))
+    targets = mean + np.sqrt((scale * std) ** 2 + floor**2) * rng.standard_normal((n, k))
+    return targets, mean, std
+
+
+def test_two_parameter_fit_recovers_scale_and_floor():
+    targets, mean, std = _floor_case(2.0, 0.1)
+    scale, floor = uncertainty.fit_std_calibration(targets, mean, std)
+    # two coverages pin the pair down only loosely (trading scale against floor moves ±2σ little)
+    assert scale == pytest.approx(2.0, rel=0.15) and 0.05 < floor < 0.15
+    calibrated = uncertainty.calibrated_std(std, scale, floor)
+    error = np.abs(targets - mean)
+    assert np.mean(error <= calibrated) == pytest.approx(uncertainty.GAUSSIAN_1SIGMA, abs=2e-3)
+    assert np.mean(error <= 2 * calibrated) == pytest.approx(uncertainty.GAUSSIAN_2SIGMA, abs=4e-3)
+    # one factor alone cannot cover the σ = 0 points: ±2σ falls short where the pair does not
+    one = uncertainty.fit_std_scale(targets, mean, std)
+    assert np.mean(error <= 2 * one * std) < uncertainty.GAUSSIAN_2SIGMA - 0.03
+
+
+def test_two_parameter_fit_keeps_no_floor_for_pure_scale_errors():
+    targets, mean, std = _gaussian_case(3.0, n=400)
+    scale, floor = uncertainty.fit_std_calibration(targets, mean, std)
+    assert floor == 0.0 and scale == pytest.approx(uncertainty.fit_std_scale(targets, mean, std))
+
+
+def test_two_parameter_fit_refuses_bad_coverages_and_input():
+    targets, mean, std = _gaussian_case(1.0)
+    with pytest.raises(ValueError, match="coverages"):
+        uncertainty.fit_std_calibration(targets, mean, std, coverages=(0.9, 0.5))
+    with pytest.raises(ValueError, match="shapes differ"):
+        uncertainty.fit_std_calibration(targets, mean[:, :3], std)
+    with pytest.raises(ValueError, match="no active points"):
+        zeros = np.zeros((2, 3))
+        uncertainty.fit_std_calibration(zeros, zeros, zeros)
+
+
+def test_calibrated_std_form():
+    std = np.array([[0.0, 0.3, 0.4]])
+    np.testing.assert_allclose(uncertainty.calibrated_std(std, 2.0), [[0.0, 0.6, 0.8]])
+    np.testing.assert_allclose(uncertainty.calibrated_std(std, 1.0, 0.3), [[0.3, np.sqrt(0.18), 0.5]])
 
 
 def test_calibration_figure(tmp_path):
