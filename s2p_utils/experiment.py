@@ -36,7 +36,7 @@ import pandas as pd
 
 from s2p_utils import paths
 from s2p_utils.config import ExperimentConfig, get_preset
-from s2p_utils.uncertainty import active_points, calibrated_std, write_calibration
+from s2p_utils.uncertainty import active_points, calibrated_std, floor_support, write_calibration
 
 __all__ = ["RunResult", "run_experiment", "cmd_train", "scaler_rows", "SMOKE_SIZES", "SMOKE_EPOCHS"]
 
@@ -315,7 +315,10 @@ def run_experiment(
         )
         write_calibration(model_path, **calibration_record)
         spread = calibrated_std(
-            spread, calibration_record["std_scale"], calibration_record["std_floor"]
+            spread,
+            calibration_record["std_scale"],
+            calibration_record["std_floor"],
+            floor_support(predictions, spread, calibration_record["floor_margin"]),
         ).astype(np.float32)
 
     test, train_part = masks["test"], masks["train"]
@@ -340,6 +343,7 @@ def run_experiment(
         scores.update({f"raw_{key}": value for key, value in raw.items()})
         scores["std_scale"] = calibration_record["std_scale"]
         scores["std_floor"] = calibration_record["std_floor"]
+        scores["floor_margin"] = calibration_record["floor_margin"]
         for k, member_prediction in enumerate(member_predictions):
             scores[f"member{k}_mae"] = float(np.mean(np.abs(targets[test] - member_prediction[test])))
     epochs_run = int(len(history))
@@ -449,21 +453,25 @@ def _calibrate_spread(
     targets: np.ndarray, mean: np.ndarray, std: np.ndarray, *, split: str
 ) -> dict[str, Any]:
     """The calibration record of an ensemble: ``std_scale`` and ``std_floor`` fitted on validation spectra
-    ``(n, n_grid)`` (:func:`s2p_utils.uncertainty.fit_std_calibration`).
+    ``(n, n_grid)`` (:func:`s2p_utils.uncertainty.fit_std_calibration`, floor on
+    :func:`s2p_utils.uncertainty.floor_support`).
 
     Falls back to ``std_scale = 1, std_floor = 0`` (and says why in ``note``) when no finite scale exists,
     e.g. for members of a smoke run that predict identical zeros.
     """
     from s2p_utils.metrics import calibration
-    from s2p_utils.uncertainty import GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA, fit_std_calibration
+    from s2p_utils.uncertainty import FLOOR_MARGIN, GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA, fit_std_calibration
 
+    support = floor_support(mean, std, FLOOR_MARGIN)
     record: dict[str, Any] = {
-        "form": "sqrt((std_scale * sigma)**2 + std_floor**2)",
+        "form": "sqrt((std_scale * sigma)**2 + std_floor**2) within floor_margin grid points of the "
+        "points any member predicts non-zero, std_scale * sigma elsewhere",
         "fitted_on": f"active points of the validation split of {split!r}",
         "coverage": [GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA],
+        "floor_margin": FLOOR_MARGIN,
     }
     try:
-        record["std_scale"], record["std_floor"] = fit_std_calibration(targets, mean, std)
+        record["std_scale"], record["std_floor"] = fit_std_calibration(targets, mean, std, support=support)
     except ValueError as error:
         record.update(std_scale=1.0, std_floor=0.0, note=f"not calibrated: {error}")
     record["n_points"] = int(targets.size)
@@ -471,7 +479,7 @@ def _calibrate_spread(
     scaled = calibration(
         targets,
         mean,
-        calibrated_std(std, record["std_scale"], record["std_floor"]),
+        calibrated_std(std, record["std_scale"], record["std_floor"], support),
         active=active_points(targets, mean, std),
     )
     keys = (

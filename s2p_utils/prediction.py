@@ -56,8 +56,9 @@ class PredictionResult:
         grid_unit: ``"cm^-1"``, ``"eV"`` or ``"bin"`` (bin indices when the model stores no grid).
         mean: float32 ``(n, n_out)`` predicted spectra (the ensemble mean), in the training targets' units.
         std: float32 ``(n, n_out)`` standard deviation σ across ensemble members, calibrated on validation
-            as ``√((std_scale·σ)² + std_floor²)`` when the ensemble has a ``calibration.json``, or ``None``
-            for one model.
+            as ``√((std_scale·σ)² + std_floor²)`` near the predicted spectrum (``std_scale·σ`` far from
+            it, :func:`s2p_utils.uncertainty.floor_support`) when the ensemble has a ``calibration.json``,
+            or ``None`` for one model.
         n_atoms: int ``(n,)`` atoms in each structure (before any truncation).
         timings: seconds spent ``read`` (files), ``featurize`` and ``model``.
     """
@@ -240,7 +241,7 @@ def load_predictor(
 
             calibration = read_calibration(model_or_path)
             if calibration is not None:
-                meta["std_scale"], meta["std_floor"] = calibration
+                meta["std_scale"], meta["std_floor"], meta["std_floor_margin"] = calibration
     else:
         models = list(model_or_path) if isinstance(model_or_path, list | tuple) else [model_or_path]
         meta = dict(metadata or {})
@@ -344,7 +345,8 @@ def run_model(
 
     Returns:
         ``(mean, std)``: float32 ``(n, n_out)`` member mean, and the member standard deviation σ
-        (population, ``ddof=0``) calibrated as ``√((std_scale·σ)² + std_floor²)`` (from the ensemble's
+        (population, ``ddof=0``) calibrated as ``√((std_scale·σ)² + std_floor²)`` on the floor's support
+        (:func:`s2p_utils.uncertainty.floor_support`; from the ensemble's
         ``calibration.json``, see :mod:`s2p_utils.uncertainty`; 1 and 0 when absent), or ``None`` for a
         single model.
     """
@@ -365,11 +367,13 @@ def run_model(
     mean = stacked.mean(axis=0).astype(np.float32)
     std = None
     if len(outputs) > 1:
-        from s2p_utils.uncertainty import calibrated_std
+        from s2p_utils.uncertainty import FLOOR_MARGIN, calibrated_std, floor_support
 
+        spread = stacked.std(axis=0)
         std_scale = float(loaded.metadata.get("std_scale", 1.0) or 1.0)
         std_floor = float(loaded.metadata.get("std_floor", 0.0) or 0.0)
-        std = calibrated_std(stacked.std(axis=0), std_scale, std_floor).astype(np.float32)
+        support = floor_support(mean, spread, loaded.metadata.get("std_floor_margin", FLOOR_MARGIN))
+        std = calibrated_std(spread, std_scale, std_floor, support).astype(np.float32)
     return mean, std
 
 

@@ -17,6 +17,10 @@ with two numbers stored beside the members (``calibration.json`` in the ensemble
   among those pairs the smallest floor whose ±2σ comes closest to 95.45 % (within sampling noise) is
   kept (``b = 0`` when one factor already does it, so the pair never does worse than the factor on
   validation).
+* The floor applies on the ensemble's *support* only (:func:`floor_support`): grid points where some
+  member predicts a non-zero value (σ > 0 or μ > 0), widened by ``FLOOR_MARGIN`` grid points on each
+  side (spectra that every member cuts off one or two points too early). Far above the highest phonon
+  frequency every member predicts exactly 0, the reference is 0 too, and σ stays 0 there.
 
 *Active points.* About 45 % of the phonon-DOS grid points are zero-DOS bins (above the highest phonon
 frequency) that every member predicts as exactly 0: σ = 0 and the error is 0, at any scale. Counting
@@ -32,7 +36,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,6 +45,9 @@ __all__ = [
     "GAUSSIAN_2SIGMA",
     "CALIBRATION_FILE",
     "active_points",
+    "FLOOR_MARGIN",
+    "Calibration",
+    "floor_support",
     "calibrated_std",
     "fit_std_scale",
     "fit_std_calibration",
@@ -58,6 +65,43 @@ GAUSSIAN_2SIGMA = 0.9544997361036416
 #: File name of the calibration record inside an ensemble folder.
 CALIBRATION_FILE = "calibration.json"
 
+#: Grid points by which the floor's support reaches beyond the points any member predicts non-zero.
+FLOOR_MARGIN = 3
+
+
+class Calibration(NamedTuple):
+    """A calibration record: ``σ' = √((scale·σ)² + floor²)`` on :func:`floor_support`, ``scale·σ`` elsewhere.
+
+    ``floor`` is in the units of the spectra; ``floor_margin`` in grid points (``None``: floor everywhere).
+    """
+
+    scale: float
+    floor: float = 0.0
+    floor_margin: int | None = FLOOR_MARGIN
+
+
+def floor_support(mean: np.ndarray, std: np.ndarray, margin: int | None = FLOOR_MARGIN) -> np.ndarray:
+    """Where the floor applies: boolean, the shape of ``mean`` ``(..., n_grid)``.
+
+    True where some member predicts a non-zero value (``σ > 0`` or ``μ ≠ 0``) and up to ``margin`` grid
+    points either side of such a point along the last axis; everywhere when ``margin`` is ``None``.
+    """
+    mean, std = np.asarray(mean), np.asarray(std)
+    if mean.shape != std.shape:
+        raise ValueError(f"shapes differ: mean {mean.shape}, std {std.shape}")
+    if margin is None:
+        return np.ones(mean.shape, dtype=bool)
+    if margin < 0:
+        raise ValueError(f"margin must be ≥ 0 grid points or None, got {margin}")
+    support = (std > 0) | (mean != 0)
+    if margin == 0 or support.size == 0:
+        return support
+    from scipy.ndimage import binary_dilation
+
+    structure = np.zeros((1,) * (support.ndim - 1) + (2 * margin + 1,), dtype=bool)
+    structure[...] = True
+    return binary_dilation(support, structure=structure)
+
 
 def active_points(targets: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """Boolean mask, same shape: False where ``σ = 0`` and ``y = μ`` (exactly right, no spread), else True."""
@@ -65,18 +109,28 @@ def active_points(targets: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.
     return ~((std == 0) & (targets == mean))
 
 
-def calibrated_std(std: np.ndarray, scale: float, floor: float = 0.0) -> np.ndarray:
-    """Calibrated spread ``√((scale·σ)² + floor²)``: float64, the shape of ``std`` (units of the spectra)."""
+def calibrated_std(
+    std: np.ndarray, scale: float, floor: float = 0.0, support: np.ndarray | None = None
+) -> np.ndarray:
+    """Calibrated spread: float64, the shape of ``std`` (units of the spectra).
+
+    ``√((scale·σ)² + floor²)`` where ``support`` is True (default: everywhere), ``scale·σ`` elsewhere.
+    """
     std = np.asarray(std, dtype=np.float64)
     if floor == 0.0:
         return scale * std
-    return np.sqrt((scale * std) ** 2 + floor**2)
+    floored = np.sqrt((scale * std) ** 2 + floor**2)
+    return floored if support is None else np.where(support, floored, scale * std)
 
 
 def _checked_errors(
-    targets: np.ndarray, mean: np.ndarray, std: np.ndarray, active_only: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(|y − μ|, σ)`` of the points a fit uses, 1-D float64; raises ``ValueError`` on bad input."""
+    targets: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    active_only: bool,
+    support: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(|y − μ|, σ, support)`` of the points a fit uses, 1-D; raises ``ValueError`` on bad input."""
     targets, mean, std = (np.asarray(a, dtype=np.float64) for a in (targets, mean, std))
     if not (targets.shape == mean.shape == std.shape) or targets.size == 0:
         raise ValueError(
@@ -89,10 +143,13 @@ def _checked_errors(
     keep = active_points(targets, mean, std) if active_only else np.ones(targets.shape, dtype=bool)
     if not keep.any():
         raise ValueError("no active points: every point has σ = 0 and zero error")
-    return np.abs(targets - mean)[keep], std[keep]
+    support = np.ones(targets.shape, dtype=bool) if support is None else np.asarray(support, dtype=bool)
+    if support.shape != targets.shape:
+        raise ValueError(f"support {support.shape} must have the shape of the targets {targets.shape}")
+    return np.abs(targets - mean)[keep], std[keep], support[keep]
 
 
-def _needed_scale(error: np.ndarray, sigma: np.ndarray, floor: float) -> np.ndarray:
+def _needed_scale(error: np.ndarray, sigma: np.ndarray, floor: float | np.ndarray) -> np.ndarray:
     """Per point, the smallest ``a`` with ``error ≤ √((a·σ)² + floor²)`` (0 if the floor covers it, inf if
     σ = 0 and it does not)."""
     excess = np.sqrt(np.clip(error**2 - floor**2, 0.0, None))
@@ -103,7 +160,7 @@ def _needed_scale(error: np.ndarray, sigma: np.ndarray, floor: float) -> np.ndar
     return ratio
 
 
-def _scale_for(error: np.ndarray, sigma: np.ndarray, floor: float, coverage: float) -> float:
+def _scale_for(error: np.ndarray, sigma: np.ndarray, floor: float | np.ndarray, coverage: float) -> float:
     """Smallest scale for which ``√((a·σ)² + floor²)`` covers ``coverage`` of the points (inf if none)."""
     ratio = np.sort(_needed_scale(error, sigma, floor))
     return float(ratio[math.ceil(coverage * ratio.size) - 1])
@@ -135,7 +192,7 @@ def fit_std_scale(
     """
     if not 0.0 < coverage < 1.0:
         raise ValueError(f"coverage must lie in (0, 1), got {coverage}")
-    error, sigma = _checked_errors(targets, mean, std, active_only)
+    error, sigma, _ = _checked_errors(targets, mean, std, active_only)
     factor = _scale_for(error, sigma, 0.0, coverage)
     if not math.isfinite(factor):
         raise ValueError(
@@ -152,6 +209,7 @@ def fit_std_calibration(
     coverages: tuple[float, float] = (GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA),
     *,
     active_only: bool = True,
+    support: np.ndarray | None = None,
     n_floors: int = 200,
 ) -> tuple[float, float]:
     """Scale ``a`` and floor ``b`` of ``σ' = √((a·σ)² + b²)`` fitted to cover ±1σ' and ±2σ' fractions.
@@ -167,6 +225,8 @@ def fit_std_calibration(
             in the same units (validation split).
         coverages: wanted fractions within ±1σ' and ±2σ', ``0 < c₁ < c₂ < 1`` (default: Gaussian).
         active_only: count only the active points (:func:`active_points`).
+        support: boolean ``(n, n_grid)``, where the floor applies (default everywhere; see
+            :func:`floor_support`).
         n_floors: candidate floors tried.
 
     Returns:
@@ -178,14 +238,15 @@ def fit_std_calibration(
     low, high = (float(c) for c in coverages)
     if not 0.0 < low < high < 1.0:
         raise ValueError(f"coverages must satisfy 0 < c1 < c2 < 1, got {coverages}")
-    error, sigma = _checked_errors(targets, mean, std, active_only)
+    error, sigma, on_support = _checked_errors(targets, mean, std, active_only, support)
     # a floor at or above the c1-quantile of the errors would cover c1 with no scale at all: σ ignored
     floors = np.unique(np.concatenate([[0.0], np.quantile(error, np.linspace(0.0, low, n_floors))[:-1]]))
     candidates = []  # (floor, scale, |±2σ' coverage − c2|), floors ascending
     for floor in floors:
-        scale = _scale_for(error, sigma, float(floor), low)
+        floor_here = np.where(on_support, float(floor), 0.0)
+        scale = _scale_for(error, sigma, floor_here, low)
         if math.isfinite(scale):
-            wide = np.mean(_needed_scale(error / 2.0, sigma, float(floor)) <= scale)
+            wide = np.mean(_needed_scale(error / 2.0, sigma, floor_here) <= scale)
             candidates.append((float(floor), scale, abs(float(wide) - high)))
     if not candidates:
         raise ValueError(
@@ -245,42 +306,56 @@ def coverage_curve(
 
 
 def write_calibration(
-    folder: str | os.PathLike, std_scale: float, std_floor: float = 0.0, **info: Any
+    folder: str | os.PathLike,
+    std_scale: float,
+    std_floor: float = 0.0,
+    floor_margin: int | None = FLOOR_MARGIN,
+    **info: Any,
 ) -> Path:
-    """Write ``{"std_scale": a, "std_floor": b, **info}`` to ``folder/calibration.json`` (atomically).
+    """Write ``{"std_scale": a, "std_floor": b, "floor_margin": m, **info}`` to ``folder/calibration.json``.
 
-    Returns the path. Raises ``ValueError`` unless ``a`` is positive and finite and ``b`` finite and ≥ 0.
+    Atomic; returns the path. Raises ``ValueError`` unless ``a`` is positive and finite, ``b`` finite and
+    ≥ 0, and ``m`` an integer ≥ 0 or ``None``.
     """
-    _check_pair(std_scale, std_floor, "std_scale/std_floor")
+    _check(Calibration(std_scale, std_floor, floor_margin), "std_scale/std_floor/floor_margin")
     from s2p_utils.results import _atomic_write_text
 
-    record = json.dumps({"std_scale": float(std_scale), "std_floor": float(std_floor), **info}, indent=2)
-    return _atomic_write_text(Path(folder) / CALIBRATION_FILE, record + "\n")
+    record = {"std_scale": float(std_scale), "std_floor": float(std_floor), "floor_margin": floor_margin}
+    return _atomic_write_text(
+        Path(folder) / CALIBRATION_FILE, json.dumps({**record, **info}, indent=2) + "\n"
+    )
 
 
-def _check_pair(scale: float, floor: float, where: str) -> None:
+def _check(calibration: Calibration, where: str) -> None:
+    scale, floor, margin = calibration
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"{where}: std_scale must be a positive finite number, got {scale}")
     if not (math.isfinite(floor) and floor >= 0):
         raise ValueError(f"{where}: std_floor must be a finite number ≥ 0, got {floor}")
+    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, int) or margin < 0):
+        raise ValueError(f"{where}: floor_margin must be an integer ≥ 0 or null, got {margin!r}")
 
 
-def read_calibration(folder: str | os.PathLike) -> tuple[float, float] | None:
-    """``(std_scale, std_floor)`` of ``folder/calibration.json`` (floor 0 if the record has none), or
-    ``None`` when the folder has no such file.
+def read_calibration(folder: str | os.PathLike) -> Calibration | None:
+    """The :class:`Calibration` of ``folder/calibration.json``, or ``None`` when the folder has none.
+
+    A record without ``std_floor`` (one-factor calibration) reads as floor 0.
 
     Raises:
         ValueError: the file exists but is not JSON with a positive finite ``std_scale`` (and, if present,
-            a finite ``std_floor`` ≥ 0).
+            a finite ``std_floor`` ≥ 0 and an integer ``floor_margin`` ≥ 0 or null).
     """
     path = Path(folder) / CALIBRATION_FILE
     if not path.is_file():
         return None
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-        scale = float(record["std_scale"])
-        floor = float(record.get("std_floor", 0.0))
+        calibration = Calibration(
+            float(record["std_scale"]),
+            float(record.get("std_floor", 0.0)),
+            record.get("floor_margin", FLOOR_MARGIN),
+        )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{path}: not a calibration record with a numeric 'std_scale' ({error})") from None
-    _check_pair(scale, floor, str(path))
-    return scale, floor
+    _check(calibration, str(path))
+    return calibration

@@ -203,7 +203,7 @@ def test_s2p_train_cli_smoke(mirror, tmp_path, monkeypatch, capsys):
 
 def test_ensemble_run_calibrates_its_spread_on_validation(tmp_path):
     from s2p_utils.prediction import predict
-    from s2p_utils.uncertainty import calibrated_std, fit_std_calibration, read_calibration
+    from s2p_utils.uncertainty import calibrated_std, fit_std_calibration, floor_support, read_calibration
 
     dataset = toy_dataset()
     base = toy_preset()
@@ -212,7 +212,7 @@ def test_ensemble_run_calibrates_its_spread_on_validation(tmp_path):
     assert sorted(p.name for p in result.model_path.glob("*.keras")) == ["member0.keras", "member1.keras"]
     assert "calibration" in result.figures and result.figures["calibration"].is_file()
 
-    scale, floor = read_calibration(result.model_path)
+    scale, floor, margin = read_calibration(result.model_path)
     assert (scale, floor) == pytest.approx((result.metrics["std_scale"], result.metrics["std_floor"]))
     frame = pd.read_csv(result.predictions_path)
     std = np.stack(frame["std"].map(lambda text: np.asarray(json.loads(text))))
@@ -223,10 +223,10 @@ def test_ensemble_run_calibrates_its_spread_on_validation(tmp_path):
     by_id = dict(zip(dataset.ids, dataset.structures, strict=True))
     rows = [by_id[i] for i in frame["id"]]
     member_std = predict(result.model_path, rows, metadata={"std_scale": 1.0}).std  # uncalibrated spread
-    np.testing.assert_allclose(calibrated_std(member_std, scale, floor), std, rtol=1e-4, atol=1e-6)
-    assert fit_std_calibration(target[val], mean[val], member_std[val]) == pytest.approx(
-        (scale, floor), rel=1e-4
-    )
+    support = floor_support(mean, member_std, margin)
+    np.testing.assert_allclose(calibrated_std(member_std, scale, floor, support), std, rtol=1e-4, atol=1e-6)
+    refit = fit_std_calibration(target[val], mean[val], member_std[val], support=support[val])
+    assert refit == pytest.approx((scale, floor), rel=1e-4)
     for key in ("within_1sigma", "within_1sigma_active", "raw_within_1sigma", "raw_within_2sigma_active"):
         assert 0.0 <= result.metrics[key] <= 1.0
 

@@ -89,11 +89,16 @@ def test_calibration_scores_all_and_active_points():
 
 def test_calibration_file_round_trip_and_errors(tmp_path):
     assert uncertainty.read_calibration(tmp_path) is None
-    path = uncertainty.write_calibration(tmp_path, 2.5, 0.1, fitted_on="validation")
+    path = uncertainty.write_calibration(tmp_path, 2.5, 0.1, 2, fitted_on="validation")
     assert json.loads(path.read_text())["fitted_on"] == "validation"
-    assert uncertainty.read_calibration(tmp_path) == (2.5, 0.1)
+    assert uncertainty.read_calibration(tmp_path) == (2.5, 0.1, 2)
+    uncertainty.write_calibration(tmp_path, 2.5, 0.1, None)  # floor everywhere
+    assert uncertainty.read_calibration(tmp_path).floor_margin is None
     path.write_text('{"std_scale": 3.0}')  # a record without a floor (one-factor calibration)
-    assert uncertainty.read_calibration(tmp_path) == (3.0, 0.0)
+    assert uncertainty.read_calibration(tmp_path) == (3.0, 0.0, uncertainty.FLOOR_MARGIN)
+    path.write_text('{"std_scale": 1, "floor_margin": 1.5}')
+    with pytest.raises(ValueError, match="floor_margin"):
+        uncertainty.read_calibration(tmp_path)
     path.write_text('{"std_scale": "abc"}')
     with pytest.raises(ValueError, match="calibration.json"):
         uncertainty.read_calibration(tmp_path)
@@ -148,6 +153,40 @@ def test_two_parameter_fit_refuses_bad_coverages_and_input():
     with pytest.raises(ValueError, match="no active points"):
         zeros = np.zeros((2, 3))
         uncertainty.fit_std_calibration(zeros, zeros, zeros)
+
+
+def test_floor_support_widens_the_predicted_spectrum_by_the_margin():
+    mean = np.array([[0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0]])
+    std = np.array([[0.0, 0.0, 0.0, 0.1, 0.0, 0.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(uncertainty.floor_support(mean, std, 0)[0], [0, 0, 1, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(uncertainty.floor_support(mean, std, 2)[0], [1, 1, 1, 1, 1, 1, 0, 0])
+    assert uncertainty.floor_support(mean, std, None).all()
+    # rows are independent spectra: the margin never reaches into the next one
+    two = uncertainty.floor_support(np.vstack([mean, np.zeros_like(mean)]), np.vstack([std, 0 * std]), 2)
+    assert not two[1].any()
+    with pytest.raises(ValueError, match="margin"):
+        uncertainty.floor_support(mean, std, -1)
+    # off the support the floor does not apply: σ stays scale·σ (0 where every member predicts 0)
+    calibrated = uncertainty.calibrated_std(std, 2.0, 0.1, uncertainty.floor_support(mean, std, 2))
+    np.testing.assert_allclose(calibrated[0], [0.1, 0.1, 0.1, np.sqrt(0.05), 0.1, 0.1, 0.0, 0.0])
+
+
+def test_fit_with_a_support_leaves_the_floor_off_elsewhere():
+    targets, mean, std = _floor_case(2.0, 0.1)
+    nowhere = np.zeros(targets.shape, dtype=bool)
+    # a floor that applies nowhere changes nothing: the fit falls back to the one-factor scale
+    scale, floor = uncertainty.fit_std_calibration(targets, mean, std, support=nowhere)
+    assert floor == 0.0 and scale == pytest.approx(uncertainty.fit_std_scale(targets, mean, std))
+    # on half the rows only: a floor is still needed, and the σ = 0 points off the support stay uncovered
+    half = nowhere.copy()
+    half[: len(half) // 2] = True
+    scale, floor = uncertainty.fit_std_calibration(targets, mean, std, support=half)
+    calibrated = uncertainty.calibrated_std(std, scale, floor, half)
+    error = np.abs(targets - mean)
+    assert floor > 0.05
+    assert not (error <= calibrated)[~half & (std == 0) & (error > 0)].any()
+    with pytest.raises(ValueError, match="support"):
+        uncertainty.fit_std_calibration(targets, mean, std, support=half[:, :3])
 
 
 def test_calibrated_std_form():
