@@ -36,7 +36,7 @@ import pandas as pd
 
 from s2p_utils import paths
 from s2p_utils.config import ExperimentConfig, get_preset
-from s2p_utils.uncertainty import active_points, calibrated_std, floor_support, write_calibration
+from s2p_utils.uncertainty import Calibration, active_points, write_calibration
 
 __all__ = ["RunResult", "run_experiment", "cmd_train", "scaler_rows", "SMOKE_SIZES", "SMOKE_EPOCHS"]
 
@@ -314,12 +314,7 @@ def run_experiment(
             targets[masks["val"]], predictions[masks["val"]], spread[masks["val"]], split=split
         )
         write_calibration(model_path, **calibration_record)
-        spread = calibrated_std(
-            spread,
-            calibration_record["std_scale"],
-            calibration_record["std_floor"],
-            floor_support(predictions, spread, calibration_record["floor_margin"]),
-        ).astype(np.float32)
+        spread = _record_calibration(calibration_record).apply(predictions, spread).astype(np.float32)
 
     test, train_part = masks["test"], masks["train"]
     grid = _grids_for(dataset, rows[test]) if dataset.grids is not None else dataset.grid
@@ -460,7 +455,13 @@ def _calibrate_spread(
     e.g. for members of a smoke run that predict identical zeros.
     """
     from s2p_utils.metrics import calibration
-    from s2p_utils.uncertainty import FLOOR_MARGIN, GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA, fit_std_calibration
+    from s2p_utils.uncertainty import (
+        FLOOR_MARGIN,
+        GAUSSIAN_1SIGMA,
+        GAUSSIAN_2SIGMA,
+        fit_std_calibration,
+        floor_support,
+    )
 
     support = floor_support(mean, std, FLOOR_MARGIN)
     record: dict[str, Any] = {
@@ -477,10 +478,7 @@ def _calibrate_spread(
     record["n_points"] = int(targets.size)
     raw = calibration(targets, mean, std)
     scaled = calibration(
-        targets,
-        mean,
-        calibrated_std(std, record["std_scale"], record["std_floor"], support),
-        active=active_points(targets, mean, std),
+        targets, mean, _record_calibration(record).apply(mean, std), active=active_points(targets, mean, std)
     )
     keys = (
         "within_1sigma_active",
@@ -492,6 +490,11 @@ def _calibrate_spread(
     record["validation_raw"] = {k: raw[k] for k in keys}
     record["validation_calibrated"] = {k: scaled[k] for k in keys}
     return record
+
+
+def _record_calibration(record: dict[str, Any]) -> Calibration:
+    """The :class:`~s2p_utils.uncertainty.Calibration` a calibration record describes."""
+    return Calibration(record["std_scale"], record["std_floor"], record["floor_margin"])
 
 
 def _calibration_label(record: dict[str, Any]) -> str:

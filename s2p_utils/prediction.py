@@ -236,12 +236,10 @@ def load_predictor(
             if differing:
                 raise ValueError(f"ensemble member {source} differs from {sources[0]} in {differing}")
         meta = {**first, **(dict(metadata) if metadata else {})}
-        if is_path and Path(model_or_path).is_dir() and "std_scale" not in (metadata or {}):
+        if is_path and Path(model_or_path).is_dir() and "calibration" not in (metadata or {}):
             from s2p_utils.uncertainty import read_calibration
 
-            calibration = read_calibration(model_or_path)
-            if calibration is not None:
-                meta["std_scale"], meta["std_floor"], meta["std_floor_margin"] = calibration
+            meta["calibration"] = read_calibration(model_or_path)
     else:
         models = list(model_or_path) if isinstance(model_or_path, list | tuple) else [model_or_path]
         meta = dict(metadata or {})
@@ -345,10 +343,9 @@ def run_model(
 
     Returns:
         ``(mean, std)``: float32 ``(n, n_out)`` member mean, and the member standard deviation σ
-        (population, ``ddof=0``) calibrated as ``√((std_scale·σ)² + std_floor²)`` on the floor's support
-        (:func:`s2p_utils.uncertainty.floor_support`; from the ensemble's
-        ``calibration.json``, see :mod:`s2p_utils.uncertainty`; 1 and 0 when absent), or ``None`` for a
-        single model.
+        (population, ``ddof=0``) calibrated by ``metadata["calibration"]`` (a
+        :class:`s2p_utils.uncertainty.Calibration`, read from the ensemble's ``calibration.json``;
+        uncalibrated when absent or ``None``), or ``None`` for a single model.
     """
     n = len(next(iter(inputs.values())))
     if n == 0:
@@ -367,13 +364,9 @@ def run_model(
     mean = stacked.mean(axis=0).astype(np.float32)
     std = None
     if len(outputs) > 1:
-        from s2p_utils.uncertainty import FLOOR_MARGIN, calibrated_std, floor_support
-
         spread = stacked.std(axis=0)
-        std_scale = float(loaded.metadata.get("std_scale", 1.0) or 1.0)
-        std_floor = float(loaded.metadata.get("std_floor", 0.0) or 0.0)
-        support = floor_support(mean, spread, loaded.metadata.get("std_floor_margin", FLOOR_MARGIN))
-        std = calibrated_std(spread, std_scale, std_floor, support).astype(np.float32)
+        calibration = loaded.metadata.get("calibration")  # an s2p_utils.uncertainty.Calibration or None
+        std = (spread if calibration is None else calibration.apply(mean, spread)).astype(np.float32)
     return mean, std
 
 

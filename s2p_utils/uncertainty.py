@@ -18,7 +18,7 @@ with two numbers stored beside the members (``calibration.json`` in the ensemble
   kept (``b = 0`` when one factor already does it, so the pair never does worse than the factor on
   validation).
 * The floor applies on the ensemble's *support* only (:func:`floor_support`): grid points where some
-  member predicts a non-zero value (σ > 0 or μ > 0), widened by ``FLOOR_MARGIN`` grid points on each
+  member predicts a non-zero value (σ > 0 or μ ≠ 0), widened by ``FLOOR_MARGIN`` grid points on each
   side (spectra that every member cuts off one or two points too early). Far above the highest phonon
   frequency every member predicts exactly 0, the reference is 0 too, and σ stays 0 there.
 
@@ -78,6 +78,12 @@ class Calibration(NamedTuple):
     scale: float
     floor: float = 0.0
     floor_margin: int | None = FLOOR_MARGIN
+
+    def apply(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        """Calibrated σ' (float64, the shape of ``std``) of ensemble means and raw spreads ``(n, n_grid)``."""
+        if self.floor == 0.0:
+            return calibrated_std(std, self.scale)
+        return calibrated_std(std, self.scale, self.floor, floor_support(mean, std, self.floor_margin))
 
 
 def floor_support(mean: np.ndarray, std: np.ndarray, margin: int | None = FLOOR_MARGIN) -> np.ndarray:

@@ -222,7 +222,7 @@ def test_ensemble_run_calibrates_its_spread_on_validation(tmp_path):
     # the written σ is the member spread calibrated by the pair fitted on the validation rows
     by_id = dict(zip(dataset.ids, dataset.structures, strict=True))
     rows = [by_id[i] for i in frame["id"]]
-    member_std = predict(result.model_path, rows, metadata={"std_scale": 1.0}).std  # uncalibrated spread
+    member_std = predict(result.model_path, rows, metadata={"calibration": None}).std  # uncalibrated spread
     support = floor_support(mean, member_std, margin)
     np.testing.assert_allclose(calibrated_std(member_std, scale, floor, support), std, rtol=1e-4, atol=1e-6)
     refit = fit_std_calibration(target[val], mean[val], member_std[val], support=support[val])

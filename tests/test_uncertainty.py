@@ -169,6 +169,9 @@ def test_floor_support_widens_the_predicted_spectrum_by_the_margin():
     # off the support the floor does not apply: σ stays scale·σ (0 where every member predicts 0)
     calibrated = uncertainty.calibrated_std(std, 2.0, 0.1, uncertainty.floor_support(mean, std, 2))
     np.testing.assert_allclose(calibrated[0], [0.1, 0.1, 0.1, np.sqrt(0.05), 0.1, 0.1, 0.0, 0.0])
+    # a calibration record applies exactly that
+    np.testing.assert_allclose(uncertainty.Calibration(2.0, 0.1, 2).apply(mean, std), calibrated)
+    np.testing.assert_allclose(uncertainty.Calibration(2.0, 0.1, None).apply(mean, std)[0, -1], 0.1)
 
 
 def test_fit_with_a_support_leaves_the_floor_off_elsewhere():
