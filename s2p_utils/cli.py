@@ -65,9 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_lazy("s2p_utils.experiment", "cmd_train"))
 
     predict = sub.add_parser("predict", help="predict spectra for structure files")
-    predict.add_argument("model", help="a saved .keras model (or an authors' legacy .h5)")
+    predict.add_argument(
+        "model",
+        help="a saved .keras model, an ensemble folder of member*.keras (adds a calibrated std column), "
+        "or an authors' legacy .h5",
+    )
     predict.add_argument("files", nargs="+", help="structure files (CIF, POSCAR, extxyz, pymatgen JSON, ...)")
-    predict.add_argument("--out", default="predictions.csv")
+    predict.add_argument(
+        "--out",
+        default="predictions.csv",
+        help="output CSV with columns id, file, grid, prediction (+ std for an ensemble) (default: %(default)s)",
+    )
     predict.add_argument(
         "--truncate", action="store_true", help="cut structures above max_atoms (with a warning)"
     )
