@@ -308,13 +308,13 @@ def run_experiment(
     stacked = np.stack(member_predictions).astype(np.float32)
     predictions = stacked.mean(axis=0)
     spread = stacked.std(axis=0) if n_members > 1 else None
-    raw_spread, calibration_record = spread, None
-    if spread is not None:  # one factor on σ, fitted on the validation split (s2p_utils.uncertainty)
-        calibration_record = _calibrate_spread(
+    raw_spread, calibration = spread, None
+    if spread is not None:  # scale and floor on σ, fitted on the validation split (s2p_utils.uncertainty)
+        calibration, calibration_info = _calibrate_spread(
             targets[masks["val"]], predictions[masks["val"]], spread[masks["val"]], split=split
         )
-        write_calibration(model_path, **calibration_record)
-        spread = _record_calibration(calibration_record).apply(predictions, spread).astype(np.float32)
+        write_calibration(model_path, calibration, **calibration_info)
+        spread = calibration.apply(predictions, spread).astype(np.float32)
 
     test, train_part = masks["test"], masks["train"]
     grid = _grids_for(dataset, rows[test]) if dataset.grids is not None else dataset.grid
@@ -336,9 +336,7 @@ def run_experiment(
         )
         raw = metrics_module.calibration(targets[test], predictions[test], raw_spread[test])
         scores.update({f"raw_{key}": value for key, value in raw.items()})
-        scores["std_scale"] = calibration_record["std_scale"]
-        scores["std_floor"] = calibration_record["std_floor"]
-        scores["floor_margin"] = calibration_record["floor_margin"]
+        scores["std_scale"], scores["std_floor"], scores["floor_margin"] = calibration
         for k, member_prediction in enumerate(member_predictions):
             scores[f"member{k}_mae"] = float(np.mean(np.abs(targets[test] - member_prediction[test])))
     epochs_run = int(len(history))
@@ -405,7 +403,7 @@ def run_experiment(
                 levels,
                 {
                     "member σ": observed_raw,
-                    _calibration_label(calibration_record): observed,
+                    _calibration_label(calibration): observed,
                 },
                 path=figures["calibration"],
                 title=f"{run_name}: test set, active points",
@@ -446,15 +444,16 @@ def _previous_training_seconds(results_dir: Path, run_name: str) -> float | None
 
 def _calibrate_spread(
     targets: np.ndarray, mean: np.ndarray, std: np.ndarray, *, split: str
-) -> dict[str, Any]:
-    """The calibration record of an ensemble: ``std_scale`` and ``std_floor`` fitted on validation spectra
-    ``(n, n_grid)`` (:func:`s2p_utils.uncertainty.fit_std_calibration`, floor on
-    :func:`s2p_utils.uncertainty.floor_support`).
+) -> tuple[Calibration, dict[str, Any]]:
+    """Calibration of an ensemble's spread, fitted on validation spectra ``(n, n_grid)``, and its record.
 
-    Falls back to ``std_scale = 1, std_floor = 0`` (and says why in ``note``) when no finite scale exists,
-    e.g. for members of a smoke run that predict identical zeros.
+    Returns ``(calibration, info)``: the scale and floor of
+    :func:`s2p_utils.uncertainty.fit_std_calibration` (floor on :func:`s2p_utils.uncertainty.floor_support`),
+    and what :func:`s2p_utils.uncertainty.write_calibration` stores beside them (form, fitted points,
+    validation coverage before and after). Falls back to scale 1, floor 0 (and says why in ``note``) when no
+    finite scale exists, e.g. for members of a smoke run that predict identical zeros.
     """
-    from s2p_utils.metrics import calibration
+    from s2p_utils.metrics import calibration as coverage
     from s2p_utils.uncertainty import (
         FLOOR_MARGIN,
         GAUSSIAN_1SIGMA,
@@ -463,23 +462,21 @@ def _calibrate_spread(
         floor_support,
     )
 
-    support = floor_support(mean, std, FLOOR_MARGIN)
-    record: dict[str, Any] = {
+    info: dict[str, Any] = {
         "form": "sqrt((std_scale * sigma)**2 + std_floor**2) within floor_margin grid points of the "
         "points any member predicts non-zero, std_scale * sigma elsewhere",
         "fitted_on": f"active points of the validation split of {split!r}",
         "coverage": [GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA],
-        "floor_margin": FLOOR_MARGIN,
     }
     try:
-        record["std_scale"], record["std_floor"] = fit_std_calibration(targets, mean, std, support=support)
+        support = floor_support(mean, std, FLOOR_MARGIN)
+        fitted = Calibration(*fit_std_calibration(targets, mean, std, support=support), FLOOR_MARGIN)
     except ValueError as error:
-        record.update(std_scale=1.0, std_floor=0.0, note=f"not calibrated: {error}")
-    record["n_points"] = int(targets.size)
-    raw = calibration(targets, mean, std)
-    scaled = calibration(
-        targets, mean, _record_calibration(record).apply(mean, std), active=active_points(targets, mean, std)
-    )
+        fitted = Calibration(1.0, 0.0, FLOOR_MARGIN)
+        info["note"] = f"not calibrated: {error}"
+    info["n_points"] = int(targets.size)
+    raw = coverage(targets, mean, std)
+    calibrated = coverage(targets, mean, fitted.apply(mean, std), active=active_points(targets, mean, std))
     keys = (
         "within_1sigma_active",
         "within_2sigma_active",
@@ -487,21 +484,16 @@ def _calibrate_spread(
         "within_2sigma",
         "active_fraction",
     )
-    record["validation_raw"] = {k: raw[k] for k in keys}
-    record["validation_calibrated"] = {k: scaled[k] for k in keys}
-    return record
+    info["validation_raw"] = {k: raw[k] for k in keys}
+    info["validation_calibrated"] = {k: calibrated[k] for k in keys}
+    return fitted, info
 
 
-def _record_calibration(record: dict[str, Any]) -> Calibration:
-    """The :class:`~s2p_utils.uncertainty.Calibration` a calibration record describes."""
-    return Calibration(record["std_scale"], record["std_floor"], record["floor_margin"])
-
-
-def _calibration_label(record: dict[str, Any]) -> str:
+def _calibration_label(calibration: Calibration) -> str:
     """Legend text of the calibrated curve, e.g. ``√((2.10σ)² + 0.140²) (fitted on validation)``."""
-    if record["std_floor"] > 0:
-        return f"√(({record['std_scale']:.2f}σ)² + {record['std_floor']:.3f}²) (fitted on validation)"
-    return f"σ × {record['std_scale']:.2f} (fitted on validation)"
+    if calibration.floor > 0:
+        return f"√(({calibration.scale:.2f}σ)² + {calibration.floor:.3f}²) (fitted on validation)"
+    return f"σ × {calibration.scale:.2f} (fitted on validation)"
 
 
 def _close(figure) -> None:

@@ -299,12 +299,10 @@ def calibration(
     targets, mean, std = (np.asarray(a, dtype=np.float64) for a in (targets, mean, std))
     if not (targets.shape == mean.shape == std.shape):
         raise ValueError(f"shapes differ: targets {targets.shape}, mean {mean.shape}, std {std.shape}")
-    from s2p_utils.uncertainty import active_points
+    from s2p_utils.uncertainty import active_mask
 
     error = np.abs(targets - mean)
-    active = active_points(targets, mean, std) if active is None else np.asarray(active, dtype=bool)
-    if active.shape != targets.shape:
-        raise ValueError(f"active mask {active.shape} must have the shape of the targets {targets.shape}")
+    active = active_mask(targets, mean, std, active)
     within_1, within_2 = error <= std, error <= 2.0 * std
     scores = {
         "within_1sigma": float(np.mean(within_1)),

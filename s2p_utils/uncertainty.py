@@ -45,6 +45,7 @@ __all__ = [
     "GAUSSIAN_2SIGMA",
     "CALIBRATION_FILE",
     "active_points",
+    "active_mask",
     "FLOOR_MARGIN",
     "Calibration",
     "floor_support",
@@ -115,6 +116,19 @@ def active_points(targets: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.
     return ~((std == 0) & (targets == mean))
 
 
+def active_mask(
+    targets: np.ndarray, mean: np.ndarray, std: np.ndarray, active: np.ndarray | None = None
+) -> np.ndarray:
+    """``active`` as a boolean mask checked against the shape of ``targets``, or :func:`active_points` when
+    ``None`` (pass the raw spread's mask when ``std`` is calibrated with a floor, which is never 0)."""
+    if active is None:
+        return active_points(targets, mean, std)
+    active = np.asarray(active, dtype=bool)
+    if active.shape != np.shape(targets):
+        raise ValueError(f"active mask {active.shape} must have the shape of the targets {np.shape(targets)}")
+    return active
+
+
 def calibrated_std(
     std: np.ndarray, scale: float, floor: float = 0.0, support: np.ndarray | None = None
 ) -> np.ndarray:
@@ -172,6 +186,14 @@ def _scale_for(error: np.ndarray, sigma: np.ndarray, floor: float | np.ndarray, 
     return float(ratio[math.ceil(coverage * ratio.size) - 1])
 
 
+def _no_finite_scale(coverage: float, error: np.ndarray, sigma: np.ndarray) -> ValueError:
+    """The error for a fit that no finite scale satisfies (too many points with σ = 0 and an error)."""
+    return ValueError(
+        f"no finite scale reaches {coverage:.1%} coverage: {np.mean((sigma == 0) & (error > 0)):.1%} of the "
+        "points have σ = 0 and a non-zero error"
+    )
+
+
 def fit_std_scale(
     targets: np.ndarray,
     mean: np.ndarray,
@@ -201,10 +223,7 @@ def fit_std_scale(
     error, sigma, _ = _checked_errors(targets, mean, std, active_only)
     factor = _scale_for(error, sigma, 0.0, coverage)
     if not math.isfinite(factor):
-        raise ValueError(
-            f"no finite scale reaches {coverage:.1%} coverage: {np.mean((sigma == 0) & (error > 0)):.1%} of "
-            "the points have σ = 0 and a non-zero error"
-        )
+        raise _no_finite_scale(coverage, error, sigma)
     return max(factor, np.finfo(np.float64).tiny)
 
 
@@ -255,10 +274,7 @@ def fit_std_calibration(
             wide = np.mean(_needed_scale(error / 2.0, sigma, floor_here) <= scale)
             candidates.append((float(floor), scale, abs(float(wide) - high)))
     if not candidates:
-        raise ValueError(
-            f"no finite scale reaches {low:.1%} coverage: {np.mean((sigma == 0) & (error > 0)):.1%} of the "
-            "points have σ = 0 and a non-zero error"
-        )
+        raise _no_finite_scale(low, error, sigma)
     # the smallest floor within sampling noise (two binomial standard errors) of the best ±2σ' match
     tolerance = max(min(c[2] for c in candidates), 2.0 * math.sqrt(high * (1.0 - high) / error.size))
     best = next(c for c in candidates if c[2] <= tolerance)
@@ -296,12 +312,7 @@ def coverage_curve(
     levels = np.arange(0.05, 0.96, 0.05) if levels is None else np.asarray(levels, dtype=np.float64)
     if ((levels <= 0) | (levels >= 1)).any():
         raise ValueError("levels must lie in (0, 1)")
-    if not active_only:
-        keep = np.ones(targets.shape, dtype=bool)
-    else:
-        keep = active_points(targets, mean, std) if active is None else np.asarray(active, dtype=bool)
-    if keep.shape != targets.shape:
-        raise ValueError(f"active mask {keep.shape} must have the shape of the targets {targets.shape}")
+    keep = active_mask(targets, mean, std, active) if active_only else np.ones(targets.shape, dtype=bool)
     error = np.abs(targets - mean)[keep]
     sigma = std[keep]
     if error.size == 0:
@@ -311,22 +322,17 @@ def coverage_curve(
     return levels, observed
 
 
-def write_calibration(
-    folder: str | os.PathLike,
-    std_scale: float,
-    std_floor: float = 0.0,
-    floor_margin: int | None = FLOOR_MARGIN,
-    **info: Any,
-) -> Path:
+def write_calibration(folder: str | os.PathLike, calibration: Calibration, **info: Any) -> Path:
     """Write ``{"std_scale": a, "std_floor": b, "floor_margin": m, **info}`` to ``folder/calibration.json``.
 
     Atomic; returns the path. Raises ``ValueError`` unless ``a`` is positive and finite, ``b`` finite and
     ≥ 0, and ``m`` an integer ≥ 0 or ``None``.
     """
-    _check(Calibration(std_scale, std_floor, floor_margin), "std_scale/std_floor/floor_margin")
+    _check(calibration, "std_scale/std_floor/floor_margin")
     from s2p_utils.results import _atomic_write_text
 
-    record = {"std_scale": float(std_scale), "std_floor": float(std_floor), "floor_margin": floor_margin}
+    scale, floor, margin = calibration
+    record = {"std_scale": float(scale), "std_floor": float(floor), "floor_margin": margin}
     return _atomic_write_text(
         Path(folder) / CALIBRATION_FILE, json.dumps({**record, **info}, indent=2) + "\n"
     )

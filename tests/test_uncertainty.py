@@ -89,10 +89,12 @@ def test_calibration_scores_all_and_active_points():
 
 def test_calibration_file_round_trip_and_errors(tmp_path):
     assert uncertainty.read_calibration(tmp_path) is None
-    path = uncertainty.write_calibration(tmp_path, 2.5, 0.1, 2, fitted_on="validation")
+    path = uncertainty.write_calibration(
+        tmp_path, uncertainty.Calibration(2.5, 0.1, 2), fitted_on="validation"
+    )
     assert json.loads(path.read_text())["fitted_on"] == "validation"
     assert uncertainty.read_calibration(tmp_path) == (2.5, 0.1, 2)
-    uncertainty.write_calibration(tmp_path, 2.5, 0.1, None)  # floor everywhere
+    uncertainty.write_calibration(tmp_path, uncertainty.Calibration(2.5, 0.1, None))  # floor everywhere
     assert uncertainty.read_calibration(tmp_path).floor_margin is None
     path.write_text('{"std_scale": 3.0}')  # a record without a floor (one-factor calibration)
     assert uncertainty.read_calibration(tmp_path) == (3.0, 0.0, uncertainty.FLOOR_MARGIN)
@@ -109,9 +111,9 @@ def test_calibration_file_round_trip_and_errors(tmp_path):
     with pytest.raises(ValueError, match="std_floor"):
         uncertainty.read_calibration(tmp_path)
     with pytest.raises(ValueError, match="positive"):
-        uncertainty.write_calibration(tmp_path, float("nan"))
+        uncertainty.write_calibration(tmp_path, uncertainty.Calibration(float("nan")))
     with pytest.raises(ValueError, match="std_floor"):
-        uncertainty.write_calibration(tmp_path, 1.0, float("inf"))
+        uncertainty.write_calibration(tmp_path, uncertainty.Calibration(1.0, float("inf")))
 
 
 def _floor_case(scale: float, floor: float, n: int = 400, k: int = 50, seed: int = 1):
