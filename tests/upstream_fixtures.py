@@ -92,23 +92,33 @@ def _plain(value: np.ndarray) -> list:
 # ----------------------------------------------------------------------------- e3nn tutorial CSV
 
 
-def make_e3nn_csv(path: str | Path, n: int, *, seed: int = 0, split_files: bool = True) -> dict[str, Any]:
+def make_e3nn_csv(
+    path: str | Path,
+    n: int,
+    *,
+    seed: int = 0,
+    split_files: bool = True,
+    ids: list[str] | None = None,
+) -> dict[str, Any]:
     """Write an ``n``-row e3nn tutorial ``data.csv`` (and its ``idx_*.txt`` split files beside it).
 
     Returns ``{"ids", "structures", "phfreq" (51,), "phdos" (n, 51), "splits": {"train", "val", "test"}}``.
-    Ids are ``mp-100``, ``mp-101``, ...
+    Ids are ``ids`` when given, else ``mp-100``, ``mp-101``, ...
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     phfreq = np.linspace(0.0, 1000.0, 51)
+    if ids is not None and len(ids) != n:
+        raise ValueError(f"{len(ids)} ids for {n} rows")
+    given_ids = ids
     ids, structures, spectra = [], [], []
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["mp_id", "structure", "phfreq", "phdos", "pdos"])
         for i in range(n):
             atoms = crystal(i, rng)
-            material = f"mp-{100 + i}"
+            material = given_ids[i] if given_ids is not None else f"mp-{100 + i}"
             dos = rng.random(51)
             dos /= dos.max()
             structure = {
@@ -194,13 +204,15 @@ def make_mat2spec_zip(
     n_edos: int = 40,
     n_phdos: int = 10,
     phdos_ids: list[int] | None = None,
+    chen_split: dict[str, np.ndarray] | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Write a miniature ``Mat2Spec_DATA.zip`` in the documented upstream tree.
 
     eDOS materials are ``mp-2000``, ``mp-2001``, ...; the phonon ids (``phdos/mpids.csv``, integers as
     upstream) default to ``100 … 100 + n_phdos - 1``, i.e. the ids of :func:`make_e3nn_csv` in
-    reverse order. The Chen split pickle is ``pickle.dumps((train, val, test))`` of plain lists.
+    reverse order. The Chen split pickle is ``pickle.dumps((train, val, test))`` of plain lists
+    (``chen_split`` gives the three index arrays into ``phdos_ids``; random 80/10/10 otherwise).
 
     Returns ``{"edos_ids", "edos_structures", "edos_targets" (n_edos, 128), "edos_split",
     "phdos_ids", "phdos_targets" (n_phdos, 51), "chen_split"}``.
@@ -220,9 +232,10 @@ def make_mat2spec_zip(
     n_phdos = len(phdos_ids)
     phdos_targets = rng.random((n_phdos, 51))
     phdos_targets /= phdos_targets.max(axis=1, keepdims=True)
-    order = rng.permutation(n_phdos)
-    a, b = int(0.8 * n_phdos), int(0.9 * n_phdos)
-    chen_split = {"train": order[:a], "val": order[a:b], "test": order[b:]}
+    if chen_split is None:
+        order = rng.permutation(n_phdos)
+        a, b = int(0.8 * n_phdos), int(0.9 * n_phdos)
+        chen_split = {"train": order[:a], "val": order[a:b], "test": order[b:]}
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for folder in ("", "label_edos/", "materials_with_edos/", "phdos/"):
             zf.writestr(root + folder, b"")
@@ -362,3 +375,15 @@ def make_fung_targz(
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return {"ids": [str(i) for i in range(n)], "structures": structures, "arrays": arrays}
+
+
+# ----------------------------------------------------------------------------- Chen's split pickle
+
+
+def make_chen_pickle(path: str | Path, parts: dict[str, list[int]]) -> bytes:
+    """Write ``200801_trteva_indices.pkl`` as upstream: ``pickle.dumps((train, val, test))`` of int lists."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = pickle.dumps(tuple(list(map(int, parts[p])) for p in ("train", "val", "test")))
+    path.write_bytes(payload)
+    return payload

@@ -45,6 +45,7 @@ import numpy as np
 from ase import Atoms
 from tqdm.auto import tqdm
 
+from s2p_utils.data import chen_split
 from s2p_utils.data.dataset import SPLIT_PARTS, Dataset
 from s2p_utils.data.safe_pickle import safe_loads
 
@@ -357,7 +358,7 @@ def read_mat2spec_chen_split(zip_path: str | os.PathLike) -> tuple[list[str], di
 
     Returns the ids of ``phdos/mpids.csv`` (normalised to ``mp-<n>``) and
     ``{"train", "val", "test"}`` → row indices into them, read from ``phdos/200801_trteva_indices.pkl``
-    with the restricted unpickler.
+    with the restricted unpickler, in the list order of :data:`~s2p_utils.data.chen_split.PICKLE_PARTS`.
     """
     path = Path(zip_path)
     with _open_zip(path) as zf:
@@ -365,12 +366,8 @@ def read_mat2spec_chen_split(zip_path: str | os.PathLike) -> tuple[list[str], di
         ids = [normalize_mp_id(i) for i in _zip_first_column(zf, root + "phdos/mpids.csv", path)]
         member = root + "phdos/200801_trteva_indices.pkl"
         value = safe_loads(_zip_read(zf, member, path), source=f"{path}:{member}")
-    if not isinstance(value, (list, tuple)) or len(value) != 3:
-        raise ValueError(f"{path}:{member}: expected a (train, val, test) triple, got {type(value).__name__}")
-    parts = {
-        part: _check_indices(_index_array(v, f"{path}:{member}[{part}]"), len(ids), f"{path}:{member}")
-        for part, v in zip(SPLIT_PARTS, value, strict=True)
-    }
+    raw = chen_split.parts_from_pickle(value, f"{path}:{member}")
+    parts = {part: _check_indices(raw[part], len(ids), f"{path}:{member}") for part in SPLIT_PARTS}
     return ids, parts
 
 

@@ -24,7 +24,7 @@ Offline-mirror layout (any subset)::
     <mirror>/e3nn_phdos.json.gz            prepared (sha256 checked)
     <mirror>/jarvis_edos_sample.json.gz    prepared (sha256 checked)
     <mirror>/<name>.json.gz                any other prepared dataset (e.g. copied from a cache)
-    <mirror>/e3nn_phdos/data.csv, idx_train.txt, idx_valid.txt, idx_test.txt
+    <mirror>/e3nn_phdos/data.csv, idx_train.txt, idx_valid.txt, idx_test.txt, 200801_trteva_indices.pkl
     <mirror>/mat2spec_edos/Mat2Spec_DATA.zip
     <mirror>/jarvis/edos-up_pdos-elast_interp-8-18-2021.json.zip
     <mirror>/sto_edos/sto_dos.tar.gz
@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from s2p_utils import paths
-from s2p_utils.data import converters
+from s2p_utils.data import chen_split, converters
 from s2p_utils.data.dataset import Dataset, load_prepared, save_prepared
 from s2p_utils.data.download import DownloadError, allow_unverified, download_file, verify_file
+from s2p_utils.data.safe_pickle import safe_load_file
 
 __all__ = [
     "REGISTRY",
@@ -175,8 +176,46 @@ E3NN_CSV = UpstreamFile(
     git_sha1="a20428522cf81f93207db1dcdb1de22e5b1b4cd6",
     note="Git blob SHA-1 of the file at the pinned commit (as documented in the data mirror README).",
 )
-E3NN_SPLIT_FILES = tuple(
-    UpstreamFile(name, f"{_E3NN_RAW}/{name}") for name in ("idx_train.txt", "idx_valid.txt", "idx_test.txt")
+_E3NN_SPLIT_NOTE = (
+    "Git blob SHA-1 and sha256 of the file at the pinned commit (data mirror README, section Correction)."
+)
+E3NN_SPLIT_FILES = (
+    UpstreamFile(
+        "idx_train.txt",
+        f"{_E3NN_RAW}/idx_train.txt",
+        sha256="23bd0d8aaa5a3879b9cf4bce395da730a54d5d190c98d0ff4b79c01d8ee2f6b6",
+        git_sha1="d7adc9061205b024de500cacf375abb0a60d951b",
+        size=5_070,
+        note=_E3NN_SPLIT_NOTE,
+    ),
+    UpstreamFile(
+        "idx_valid.txt",
+        f"{_E3NN_RAW}/idx_valid.txt",
+        sha256="a8c8065828316f375805ca675f3ec0da9045cfa02797d8d0aa52d4c2abf1bcaa",
+        git_sha1="f132cd561d9d4f6ff878e19780a5c85ccd0e6eda",
+        size=608,
+        note=_E3NN_SPLIT_NOTE,
+    ),
+    UpstreamFile(
+        "idx_test.txt",
+        f"{_E3NN_RAW}/idx_test.txt",
+        sha256="3a5699c21a80c21075769f26de976fbb738278dc7b7ff8d535e055f7edeff3f6",
+        git_sha1="3288b7ddb0111850ff97bcb86884697f367e9c53",
+        size=822,
+        note=_E3NN_SPLIT_NOTE,
+    ),
+)
+CHEN_SPLIT_PICKLE = UpstreamFile(
+    "200801_trteva_indices.pkl",
+    "https://raw.githubusercontent.com/zhantaochen/phonondos_e3nn/"
+    "9575e2180d3d737f8437a13de9e250efa73c4c83/models/200801_trteva_indices.pkl",
+    sha256="ea8d82da6bfdadfdd60d980625b179ccebeebdd10e45d045b7667837bb9d3cb3",
+    git_sha1="95436c854cb231bdc35023359881c5b46ecbb26f",
+    size=12_434,
+    note=(
+        "Chen's (train, val, test) index lists; read with the restricted unpickler, sizes checked against "
+        "the shipped id → split table `s2p_utils/data/chen2021_split.json` (see `s2p_utils.data.chen_split`)."
+    ),
 )
 MAT2SPEC_ZIP = UpstreamFile(
     "Mat2Spec_DATA.zip",
@@ -228,17 +267,20 @@ _MP = "Jain et al., The Materials Project, APL Mater. 1, 011002 (2013)"
 
 
 def _convert_e3nn(ctx: ConversionContext) -> Dataset:
-    chen = converters.read_mat2spec_chen_split(ctx.path(MAT2SPEC_ZIP.filename))
-    return converters.convert_e3nn_csv(
+    pickle_path = ctx.path(CHEN_SPLIT_PICKLE.filename)
+    pickle_parts = chen_split.parts_from_pickle(safe_load_file(pickle_path), str(pickle_path))
+    chen_split.check_pickle_sizes(pickle_parts, str(pickle_path))
+    dataset = converters.convert_e3nn_csv(
         ctx.path(E3NN_CSV.filename),
         tutorial_split={
             "train": ctx.path("idx_train.txt"),
             "val": ctx.path("idx_valid.txt"),
             "test": ctx.path("idx_test.txt"),
         },
-        chen_split=chen,
         progress=ctx.progress,
     )
+    dataset.splits["chen2021"] = chen_split.indices_for(dataset.ids)
+    return dataset
 
 
 def _convert_mat2spec_edos(ctx: ConversionContext) -> Dataset:
@@ -296,21 +338,27 @@ REGISTRY: dict[str, DatasetSpec] = {
             n=1522,
             n_grid=51,
             grid="0…1000 cm⁻¹ (51 points)",
-            source=f"ninarina12/phononDoS_tutorial data/data.csv @ {_E3NN_COMMIT[:12]}; Chen split from Mat2Spec_DATA.zip",
+            source=(
+                f"ninarina12/phononDoS_tutorial data/data.csv @ {_E3NN_COMMIT[:12]}; Chen split "
+                "zhantaochen/phonondos_e3nn models/200801_trteva_indices.pkl @ 9575e2180d3d"
+            ),
             license="Petretto et al. 2018 data, CC BY 4.0",
             citation=f"{_PETRETTO}; {_CHEN}",
-            files=(E3NN_CSV, *E3NN_SPLIT_FILES, MAT2SPEC_ZIP),
+            files=(E3NN_CSV, *E3NN_SPLIT_FILES, CHEN_SPLIT_PICKLE),
             prepared=PreparedFile(
                 "e3nn_phdos.json.gz",
-                "ba6f785575336a99be7b8f7480ff97ecf26bc78b0a34da3aaba25d1359913189",
-                680_831,
+                "f7fb6730a144a58dd72c22cc70368f0a3992c55804b0a9eab3334553575b6fbb",
+                681_077,
             ),
             converter=_convert_e3nn,
             splits=("chen2021", "tutorial"),
             default_split="chen2021",
             notes=(
-                "`chen2021` (1218/151/152; Mg3Bi2, mp-569018, is in none) is the split E3NN and Mat2Spec "
-                "report on; `tutorial` (1192/141/189) is the e3nn tutorial's.",
+                "`chen2021` (1218/152/151; Mg3Bi2, mp-569018, is in none) is the split E3NN and Mat2Spec "
+                "report on: test = the third list of Chen's pickle (see `s2p_utils.data.chen_split`); "
+                "`tutorial` (1192/141/189) is the e3nn tutorial's.",
+                "The mirror's first `e3nn_phdos.json.gz` (sha256 `ba6f7855…3189`) had `chen2021` val and test "
+                "swapped; it is refused by checksum. Numbers measured on it before 2026-12-01 are on the wrong set.",
             ),
         ),
         DatasetSpec(
