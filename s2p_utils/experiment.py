@@ -140,6 +140,7 @@ def run_experiment(
     n_train: int | None = None,
     verbose: int = 0,
     n_jobs: int | None = None,
+    evaluate_on: str = "test",
 ) -> RunResult:
     """Train (or reload) and evaluate one preset on one split.
 
@@ -157,9 +158,12 @@ def run_experiment(
         n_train: use only the first ``n_train`` training rows (learning curves).
         verbose: Keras ``fit`` verbosity.
         n_jobs: featurisation workers (default ``$S2P_N_JOBS`` or 1).
+        evaluate_on: the part that ``metrics`` and the figures score, ``"test"`` (default) or ``"val"``
+            (for choosing a configuration without looking at the test set; the predictions CSV still
+            holds every part, so read only its ``val`` rows then).
 
     Returns:
-        :class:`RunResult`; ``metrics`` holds the test scores of
+        :class:`RunResult`; ``metrics`` holds the ``evaluate_on`` scores of
         :func:`s2p_utils.metrics.spectrum_metrics` (with ``baseline_*`` for the training-mean spectrum)
         plus ``train_mae`` and ``val_mae``.
     """
@@ -171,6 +175,8 @@ def run_experiment(
     config = get_preset(preset) if isinstance(preset, str) else preset
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if evaluate_on not in ("test", "val"):
+        raise ValueError(f"evaluate_on must be 'test' or 'val', got {evaluate_on!r}")
     smoke = paths.smoke_mode() if smoke is None else bool(smoke)
     legacy = mode == "legacy"
     split = split or config.default_split
@@ -316,7 +322,7 @@ def run_experiment(
         write_calibration(model_path, calibration, **calibration_info)
         spread = calibration.apply(predictions, spread).astype(np.float32)
 
-    test, train_part = masks["test"], masks["train"]
+    test, train_part = masks[evaluate_on], masks["train"]
     grid = _grids_for(dataset, rows[test]) if dataset.grids is not None else dataset.grid
     scores = metrics_module.spectrum_metrics(
         targets[test],
@@ -367,6 +373,7 @@ def run_experiment(
         seconds=round(train_seconds, 1),
         training_seconds=training_seconds,
         trained=bool(train),
+        evaluated_on=evaluate_on,
     )
     ids = [str(dataset.ids[i]) for i in rows]
     predictions_path = results.write_predictions(
@@ -406,7 +413,7 @@ def run_experiment(
                     _calibration_label(calibration): observed,
                 },
                 path=figures["calibration"],
-                title=f"{run_name}: test set, active points",
+                title=f"{run_name}: {evaluate_on} set, active points",
             )
         )
     if dataset.kind == "phdos" and dataset.grid_unit in ("cm^-1", "cm-1", "1/cm"):

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from s2p_utils import __version__, paths
+from s2p_utils.references import REFERENCES, Reference
 
 __all__ = [
     "Reference",
@@ -49,80 +50,6 @@ __all__ = [
     "render_readme",
     "cmd_reproduce",
 ]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Published numbers
-# ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A published test-set number to show beside ours.
-
-    Keys as in :mod:`s2p_utils.metrics`: ``mae``/``mse`` are per-spectrum means in the dataset's target
-    units, ``r2`` the variance-weighted R²; ``*_renorm`` the same after re-normalising every prediction to
-    maximum 1 (how Mat2Spec scores phonon DOS), ``r2_pooled_renorm`` the pooled R² of those (the R² of
-    Mat2Spec's Table 1). ``None`` where the source does not give the value.
-    """
-
-    dataset: str
-    split: str
-    model: str
-    source: str
-    mae: float | None = None
-    mse: float | None = None
-    r2: float | None = None
-    mae_renorm: float | None = None
-    mse_renorm: float | None = None
-    r2_pooled_renorm: float | None = None
-    note: str = ""
-
-
-#: Reference numbers, with where they were printed. Only numbers we could read in the source are listed.
-REFERENCES: tuple[Reference, ...] = (
-    Reference(
-        dataset="e3nn_phdos",
-        split="random73",
-        model="struct2prop notebook (original)",
-        mae=0.0870,
-        mse=0.0271,
-        source="dmamur/struct2prop add/embed_e3nn_phdos.ipynb @ b2c3ed94, printed `MAE_test: 0.08697912`, "
-        "`MSE_test: 0.027115703`",
-        note="RandomState(73) 80/10/10 split, 30 epochs, last-epoch weights, raw (max-normalised) phDOS",
-    ),
-    Reference(
-        dataset="e3nn_phdos",
-        split="chen2021",
-        model="Mat2Spec",
-        mae_renorm=0.086,
-        mse_renorm=0.029,
-        r2_pooled_renorm=0.63,
-        source="Kong et al., Nat. Commun. 13, 949 (2022) (Mat2Spec), Table 1, phonon DOS, MaxNorm/MSE setting",
-        note="every prediction re-scaled to maximum 1 before scoring; their R² is 1 − MSE/Var(all test values) "
-        "(see s2p_utils.metrics), not the variance-weighted R²",
-    ),
-    Reference(
-        dataset="e3nn_phdos",
-        split="chen2021",
-        model="E3NN (Chen et al. 2021)",
-        mae_renorm=0.094,
-        mse_renorm=0.034,
-        r2_pooled_renorm=0.56,
-        source="Kong et al., Nat. Commun. 13, 949 (2022) (Mat2Spec), Table 1, phonon DOS",
-        note="as reported by the Mat2Spec paper on the same split",
-    ),
-    Reference(
-        dataset="mat2spec_edos",
-        split="mat2spec",
-        model="struct2prop notebook (original)",
-        mae=3.9065,
-        mse=85.222,
-        source="dmamur/struct2prop embed_mat2spec.ipynb @ 0bafbf6b, printed `MAE_test: 3.906535303454442`, "
-        "`MSE_test: 85.2221812868673`",
-        note="raw eDOS units, MinMax scaler fitted on all data, weights after a resumed 128-epoch run",
-    ),
-)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -433,7 +360,10 @@ _METRIC_COLUMNS = (
     ("r2", "R² (var.-weighted)"),
     ("mae_renorm", "MAE (max-renorm.)"),
     ("mse_renorm", "MSE (max-renorm.)"),
-    ("r2_pooled_renorm", "R² (pooled, max-renorm.: Mat2Spec's)"),
+    ("r2_pooled_renorm", "R² (pooled, max-renorm.)"),
+    ("r2_spectrum_renorm", "R² (per-spectrum var., max-renorm.)"),
+    ("wasserstein", "W₁"),
+    ("omega_mae", "ω̄ MAE (cm⁻¹)"),
     ("within_1sigma_active", "within ±1σ (active points)"),
     ("within_2sigma_active", "within ±2σ (active points)"),
     ("baseline_mae", "MAE of the train-mean spectrum"),

@@ -112,6 +112,23 @@ def test_fixed_run_writes_metrics_predictions_figures_and_model(tmp_path):
     )
     assert again.metrics["mae"] == pytest.approx(result.metrics["mae"], rel=1e-6)
 
+    # evaluate_on="val" scores the validation rows (choosing a configuration never needs the test set)
+    on_val = run_experiment(
+        toy_preset(),
+        mode="fixed",
+        dataset=dataset,
+        results_dir=tmp_path,
+        seed=1,
+        smoke=False,
+        train=False,
+        evaluate_on="val",
+    )
+    val = frame[frame["split"] == "val"]
+    y_val, p_val = np.stack(val["target"]), np.stack(val["prediction"])
+    assert on_val.metrics["mae"] == pytest.approx(np.mean(np.abs(y_val - p_val)), rel=1e-5)
+    assert on_val.metrics["n_spectra"] == 2
+    assert json.loads(on_val.metrics_path.read_text())["info"]["evaluated_on"] == "val"
+
 
 def test_legacy_smoke_run_scales_targets_with_all_rows(tmp_path):
     dataset = toy_dataset(n=60, grids=True)
@@ -160,6 +177,8 @@ def test_bad_arguments(tmp_path):
         run_experiment(toy_preset(), dataset=dataset, results_dir=tmp_path, mode="best")
     with pytest.raises(ValueError, match="split"):
         run_experiment(toy_preset(), dataset=dataset, results_dir=tmp_path, split="nope")
+    with pytest.raises(ValueError, match="evaluate_on"):
+        run_experiment(toy_preset(), dataset=dataset, results_dir=tmp_path, evaluate_on="train")
     with pytest.raises(ValueError, match="run name"):
         run_experiment(toy_preset(), dataset=dataset, results_dir=tmp_path, run_name="../x")
     too_big = replace(toy_preset(), model=replace(toy_preset().model, max_atoms=1))

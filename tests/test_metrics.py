@@ -163,15 +163,21 @@ def test_pooled_r2_by_hand_and_against_variance_weighted():
     assert metrics.r2_variance_weighted(y, p) == pytest.approx(1 - 2 / 2)
     assert metrics.r2_pooled(y, y) == 1.0
     assert metrics.r2_pooled(np.ones((2, 2)), np.zeros((2, 2))) == 0.0
+    # per spectrum: means 0.5 and 1.5 → Σ(y − ȳ_i)² = 0.25·2 + 2.25·2 = 5
+    assert metrics.r2_per_spectrum(y, p) == pytest.approx(1 - 2 / 5)
+    assert metrics.r2_per_spectrum(np.ones((2, 2)), np.ones((2, 2))) == 1.0
 
 
-def test_mat2spec_r2_is_pooled_r2_of_max_renormalised_spectra():
+def test_three_r2_definitions_in_spectrum_metrics():
     rng = np.random.default_rng(3)
     y = rng.random((6, 51))
     p = 0.7 * y + 0.1 * rng.random((6, 51))
     scores = metrics.spectrum_metrics(y, p)
     y_renorm = metrics.renormalize(y)
-    # 1 − MSE / Var(all values): how Kong et al.'s R², MSE pairs relate (see the module docstring)
+    # 1 − MSE / Var(all values) pooled; 1 − MSE / mean within-spectrum variance per spectrum
     assert scores["r2_pooled_renorm"] == pytest.approx(1 - scores["mse_renorm"] / y_renorm.var(), rel=1e-9)
     assert scores["r2_pooled"] == pytest.approx(1 - scores["mse"] / y.var(), rel=1e-9)
     assert scores["r2_pooled"] > scores["r2"]
+    within = ((y - y.mean(axis=1, keepdims=True)) ** 2).mean()
+    assert scores["r2_spectrum"] == pytest.approx(1 - scores["mse"] / within, rel=1e-9)
+    assert "r2_spectrum_renorm" in scores

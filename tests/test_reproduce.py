@@ -117,11 +117,11 @@ def test_readme_tabulates_metrics_beside_references_and_figures(tmp_path, monkey
     # The published numbers for the same split follow our row.
     # Mat2Spec scores max-renormalised predictions: its numbers sit in the renorm columns
     assert re.search(
-        r"\| e3nn_phdos \| chen2021 \| published \| Mat2Spec \[\d\] \| – \| – \| – \| 0\.086 \| 0\.029 \| 0\.63 \|",
+        r"\| e3nn_phdos \| chen2021 \| published \| Mat2Spec \(MaxNorm \+ MSE\) \[\d\] \| – \| – \| – \| 0\.086 \| 0\.029 \| 0\.63 \| – \| 33 \| 26\.2 \|",
         readme,
     )
     assert re.search(
-        r"\| e3nn_phdos \| chen2021 \| published \| E3NN .*\| – \| – \| – \| 0\.094 \| 0\.034 \| 0\.56 \|",
+        r"\| e3nn_phdos \| chen2021 \| published \| E3NN .*\| – \| – \| – \| 0\.094 \| 0\.034 \| 0\.56 \| – \| 39 \| 30\.9 \|",
         readme,
     )
     assert re.search(r"\| e3nn_phdos \| random73 \| published \| struct2prop notebook .*\| 0\.087 \|", readme)
