@@ -21,40 +21,27 @@ import sys
 import time
 from pathlib import Path
 
-from s2p_utils.experiment import run_experiment
+import numpy as np
+from table1 import cells, header, part_scores
 
-COLUMNS = [
-    ("split", None),
-    ("mode", None),
-    ("test MAE", "mae"),
-    ("test MSE", "mse"),
-    ("R²", "r2"),
-    ("baseline MAE", "baseline_mae"),
-    ("baseline MSE", "baseline_mse"),
-    ("C_V MAE (k_B)", "cv_mae"),
-    ("epochs", None),
-    ("best epoch", None),
-    ("minutes", None),
-]
+from s2p_utils.experiment import run_experiment
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """Rows of ``{"split", "mode", "metrics", "epochs", "best_epoch", "seconds"}`` as a markdown table."""
-    lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    """Rows of ``{"split", "mode", "part", "metrics", "epochs", "best_epoch", "seconds"}`` as Table 1 columns."""
+    lines = header("split · mode · part")
+    lines[0] = lines[0][:-1] + "| epochs | best epoch | minutes |"
+    lines[1] += "---|---|---|"
     for row in rows:
-        m = row["metrics"]
-        cells = [
-            row["split"],
-            row["mode"],
-            *(
-                f"{m[key]:.4f}" if key in ("mae", "baseline_mae", "cv_mae") else f"{m[key]:.4g}"
-                for _, key in COLUMNS[2:8]
-            ),
-            str(row["epochs"]),
-            str(row["best_epoch"] or "–"),
-            f"{row['seconds'] / 60:.1f}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {row['split']} · {row['mode']} · {row['part']} | "
+            + " | ".join(cells(row["metrics"]))
+            + f" | {row['epochs']} | {row['best_epoch'] or '–'} | {row['seconds'] / 60:.1f} |"
+        )
+    first = rows[0]["metrics"]
+    lines.append(
+        "| train-mean baseline (first row's part) | " + " | ".join(cells(first, "baseline_")) + " | | | |"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -85,16 +72,17 @@ def main(argv: list[str] | None = None) -> int:
             best = None
             if len(history) and "val_loss" in history:
                 best = int(history["epoch"].iloc[int(history["val_loss"].to_numpy().argmin())]) + 1
-            rows.append(
-                {
-                    "split": split,
-                    "mode": mode,
-                    "metrics": result.metrics,
-                    "epochs": len(history),
-                    "best_epoch": best if mode == "fixed" else None,
-                    "seconds": time.perf_counter() - started,
-                }
-            )
+            common = {
+                "split": split,
+                "mode": mode,
+                "epochs": len(history),
+                "best_epoch": best if mode == "fixed" else None,
+                "seconds": time.perf_counter() - started,
+            }
+            rows.append({**common, "part": "test", "metrics": result.metrics})
+            if split == "chen2021":  # the validation part: the set labelled `test` before 2026-12-01
+                val = part_scores(result.predictions_path, "val", np.linspace(0.0, 1000.0, 51))
+                rows.append({**common, "part": "val", "metrics": val})
             m = result.metrics
             print(
                 f"## {split} {mode}: test MAE {m['mae']:.4f} MSE {m['mse']:.4f} "

@@ -20,15 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-COLUMNS = [
-    ("mae", "MAE"),
-    ("r2", "R² (var.-weighted)"),
-    ("r2_pooled", "R² (pooled)"),
-    ("mae_renorm", "MAE (max-renorm.)"),
-    ("mse_renorm", "MSE (max-renorm.)"),
-    ("r2_pooled_renorm", "R² (Mat2Spec: pooled, max-renorm.)"),
-    ("wasserstein", "W₁ (cm⁻¹)"),
-    ("cv_mae", "C_V(300 K) MAE (k_B)"),
+SIGMA_COLUMNS = [
     ("raw_within_1sigma_active", "±1σ raw (active)"),
     ("raw_within_2sigma_active", "±2σ raw (active)"),
     ("std_scale", "σ scale a (val.)"),
@@ -38,6 +30,18 @@ COLUMNS = [
     ("within_1sigma", "±1σ calibrated (all points)"),
     ("within_2sigma", "±2σ calibrated (all points)"),
 ]
+
+
+def _summary(rows: list[dict], keys: list[str]) -> list[str]:
+    import numpy as np
+
+    out = []
+    for key in keys:
+        values = np.array([row.get(key, np.nan) for row in rows], dtype=float)
+        sd = values.std(ddof=1) if len(values) > 1 else 0.0
+        digits = 1 if key in ("wasserstein", "omega_mae") else 4
+        out.append(f"{values.mean():.{digits}f} ± {sd:.{digits}f}")
+    return out
 
 
 def main() -> None:
@@ -55,11 +59,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import numpy as np
+    from table1 import COLUMNS, cells, header, part_scores
 
     from s2p_utils.experiment import run_experiment
     from s2p_utils.results import read_metrics
 
-    rows = []
+    test_rows, val_rows = [], []
     for seed in args.seeds:
         started = time.perf_counter()
         result = run_experiment(
@@ -72,37 +77,48 @@ def main() -> None:
             train=not args.evaluate_only,
         )
         seconds = time.perf_counter() - started
+        info = read_metrics(result.metrics_path)["info"]
         if args.evaluate_only:  # report the training time of the run, not of the re-scoring
-            info = read_metrics(result.metrics_path)["info"]
             seconds = float(info.get("training_seconds") or float("nan"))
-        rows.append({**result.metrics, "seed": seed, "seconds": seconds})
+        grid = np.linspace(0.0, 1000.0, 51)
+        test_rows.append(
+            {**result.metrics, "seed": seed, "seconds": seconds, "epochs": info.get("member_epochs")}
+        )
+        val_rows.append({**part_scores(result.predictions_path, "val", grid), "seed": seed})
         print(
             f"seed {seed}: "
-            + ", ".join(f"{label} {result.metrics.get(key, float('nan')):.4f}" for key, label in COLUMNS)
-            + f" ({seconds / 60:.1f} min)",
+            + ", ".join(f"{label} {c}" for (_, label), c in zip(COLUMNS, cells(result.metrics), strict=True)),
             flush=True,
         )
 
-    lines = [
-        f"| run | {' | '.join(label for _, label in COLUMNS)} | wall time |",
-        "|---|" + "---|" * (len(COLUMNS) + 1),
+    keys = [key for key, _ in COLUMNS]
+    lines = [f"### {args.preset}, {args.split} test (Chen's third list)", "", *header()]
+    for row in test_rows:
+        lines.append(
+            f"| seed {row['seed']} ({row['seconds'] / 60:.1f} min, member epochs {row['epochs']}) | "
+            + " | ".join(cells(row))
+            + " |"
+        )
+    lines.append("| **mean ± sd** | " + " | ".join(_summary(test_rows, keys)) + " |")
+    lines.append("| train-mean baseline | " + " | ".join(cells(test_rows[0], "baseline_")) + " |")
+    lines += [
+        "",
+        f"### {args.preset}, {args.split} validation (the set labelled `test` before 2026-12-01)",
+        "",
+        *header(),
     ]
-    for row in rows:
-        values = " | ".join(f"{row.get(key, float('nan')):.4f}" for key, _ in COLUMNS)
-        lines.append(f"| seed {row['seed']} | {values} | {row['seconds'] / 60:.1f} min |")
-    summary = []
-    for key, _ in COLUMNS:
-        values = np.array([row.get(key, np.nan) for row in rows], dtype=float)
-        summary.append(f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.4f}")
-    lines.append(f"| **mean ± sd** | {' | '.join(summary)} | |")
-    lines.append(
-        f"| train-mean baseline | {rows[0].get('baseline_mae', float('nan')):.4f} | "
-        f"{rows[0].get('baseline_r2', float('nan')):.4f} | "
-        f"{rows[0].get('baseline_r2_pooled', float('nan')):.4f} | "
-        f"{rows[0].get('baseline_mae_renorm', float('nan')):.4f} | "
-        f"{rows[0].get('baseline_mse_renorm', float('nan')):.4f} | "
-        f"{rows[0].get('baseline_r2_pooled_renorm', float('nan')):.4f} | " + "| " * (len(COLUMNS) - 6) + "|"
-    )
+    for row in val_rows:
+        lines.append(f"| seed {row['seed']} | " + " | ".join(cells(row)) + " |")
+    lines.append("| **mean ± sd** | " + " | ".join(_summary(val_rows, keys)) + " |")
+    lines += ["", "### σ calibration (fitted on validation, scored on test)", ""]
+    lines.append("| run | " + " | ".join(label for _, label in SIGMA_COLUMNS) + " |")
+    lines.append("|---|" + "---|" * len(SIGMA_COLUMNS))
+    for row in test_rows:
+        lines.append(
+            f"| seed {row['seed']} | "
+            + " | ".join(f"{row.get(k, float('nan')):.3f}" for k, _ in SIGMA_COLUMNS)
+            + " |"
+        )
     text = "\n".join(lines) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
