@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_fetch.add_argument("name", nargs="+", help="dataset name(s), see `s2p data list`")
     data_fetch.add_argument("--mirror", default=None)
     data_fetch.add_argument("--cache-dir", default=None)
+    data_fetch.add_argument(
+        "--refresh", action="store_true", help="rebuild the prepared cache file (e.g. after corruption)"
+    )
     data_fetch.set_defaults(func=_lazy("s2p_utils.data.cli", "cmd_fetch"))
 
     feat = sub.add_parser("featurize", help="per-atom PDFs and element tokens for structure files")
