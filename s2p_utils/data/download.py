@@ -40,6 +40,7 @@ __all__ = [
     "TrustLock",
     "UnverifiedDownloadError",
     "allow_unverified",
+    "discard_corrupt",
     "download_file",
     "file_sha256",
     "git_blob_sha1",
@@ -280,6 +281,14 @@ def verify_local_file(
             raise type(error)(f"{where}: {error}") from error
     if new_digest is not None:
         _trust_on_first_use(url, path, new_digest, lock, where)
+
+
+def discard_corrupt(path: Path, reason: str, then: str = "fetching it again") -> None:
+    """Delete a cached file that failed verification, saying so on stderr (``s2p: <reason>; deleting ...``)."""
+    message = f"{reason}; deleting it and {then}"
+    logger.warning(message)
+    print(f"s2p: {message}", file=sys.stderr)
+    path.unlink(missing_ok=True)
 
 
 def _remove_stale_parts(dest: Path) -> None:

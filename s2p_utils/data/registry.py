@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +53,7 @@ from s2p_utils.data.download import (
     DownloadError,
     TrustLock,
     UnverifiedDownloadError,
+    discard_corrupt,
     download_file,
     strict_checksums,
     verify_file,
@@ -610,9 +610,7 @@ def _verified_cache_copy(
         except UnverifiedDownloadError:
             raise
         except ValueError as error:  # ChecksumError, ArchiveError: a corrupt copy
-            logger.warning("%s; deleting it and fetching it again", error)
-            print(f"s2p: {error}; deleting it and fetching it again", file=sys.stderr)
-            path.unlink(missing_ok=True)
+            discard_corrupt(path, str(error))
             continue
         return path
     return None
@@ -642,10 +640,7 @@ def _load_cached_prepared(path: Path, spec: DatasetSpec) -> Dataset | None:
     try:
         return _finish(load_prepared(path), spec, f"cache {path}")
     except ValueError as error:
-        message = f"cached dataset {path} is corrupt ({error}); deleting it and preparing it again"
-        logger.warning(message)
-        print(f"s2p: {message}", file=sys.stderr)
-        path.unlink(missing_ok=True)
+        discard_corrupt(path, f"cached dataset {path} is corrupt ({error})", "preparing it again")
         return None
 
 
@@ -943,7 +938,9 @@ def registry_markdown() -> str:
         "",
         *_TRUST_MODEL,
     ]
-    return "\n".join(lines)
+    from s2p_utils.models_registry import models_markdown
+
+    return "\n".join(lines) + "\n" + models_markdown()
 
 
 if __name__ == "__main__":  # pragma: no cover
