@@ -1,6 +1,7 @@
 """The ``s2p`` command line.
 
 ``s2p data list`` / ``s2p data fetch NAME``   the dataset registry (sizes, licence, cached or not)
+``s2p models list`` / ``s2p models fetch NAME`` the authors' pretrained models (``s2p predict authors:NAME``)
 ``s2p featurize FILES... --out F.npz``        per-atom PDFs and tokens for structure files
 ``s2p train PRESET``                           train (and evaluate) one preset, results under results/
 ``s2p predict MODEL FILES... --out F.csv``     spectra for any crystal files
@@ -43,7 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
     data_fetch.add_argument("name", nargs="+", help="dataset name(s), see `s2p data list`")
     data_fetch.add_argument("--mirror", default=None)
     data_fetch.add_argument("--cache-dir", default=None)
+    data_fetch.add_argument(
+        "--refresh", action="store_true", help="rebuild the prepared cache file (e.g. after corruption)"
+    )
     data_fetch.set_defaults(func=_lazy("s2p_utils.data.cli", "cmd_fetch"))
+
+    models = sub.add_parser("models", help="list and fetch the authors' pretrained models")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    models_list = models_sub.add_parser("list", help="every pretrained model with grid, scaling and status")
+    models_fetch = models_sub.add_parser("fetch", help="download (or copy from the mirror) and verify")
+    models_fetch.add_argument("name", nargs="+", help="model name(s), see `s2p models list`")
+    for command in (models_list, models_fetch):
+        command.add_argument("--mirror", default=None, help="offline mirror (default $S2P_DATA_MIRROR)")
+        command.add_argument("--cache-dir", default=None, help="cache directory (default $S2P_CACHE_DIR)")
+    models_list.set_defaults(func=_lazy("s2p_utils.models_registry", "cmd_list"))
+    models_fetch.set_defaults(func=_lazy("s2p_utils.models_registry", "cmd_fetch"))
 
     feat = sub.add_parser("featurize", help="per-atom PDFs and element tokens for structure files")
     feat.add_argument("files", nargs="+")
@@ -68,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "model",
         help="a saved .keras model, an ensemble folder of member*.keras (adds a calibrated std column), "
-        "or an authors' legacy .h5",
+        "an authors' legacy .h5, or authors:NAME (a published model, see `s2p models list`)",
     )
     predict.add_argument("files", nargs="+", help="structure files (CIF, POSCAR, extxyz, pymatgen JSON, ...)")
     predict.add_argument(

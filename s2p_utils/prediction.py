@@ -206,6 +206,7 @@ def load_predictor(
 
     Args:
         model_or_path: a ``.keras`` path (metadata from its ``.json`` sidecar), an authors' ``.h5`` path,
+            ``"authors:NAME"`` (a published model of :mod:`s2p_utils.models_registry`, fetched and verified),
             a directory of ensemble members, a list of member paths, a ``keras.Model``, a list of models,
             a ``(model, metadata)`` tuple or an existing :class:`LoadedModel`.
         metadata: metadata for in-memory models (default: corrected PDF features, no target scaling,
@@ -224,6 +225,11 @@ def load_predictor(
         return load_predictor(loaded.models, metadata=loaded.metadata, grid=grid)
     if isinstance(model_or_path, tuple) and len(model_or_path) == 2 and isinstance(model_or_path[1], Mapping):
         model_or_path, metadata = model_or_path
+    if isinstance(model_or_path, str) and model_or_path.startswith("authors:"):
+        from s2p_utils.models_registry import resolve_authors_model
+
+        model_or_path, authors_meta = resolve_authors_model(model_or_path)
+        metadata = {**authors_meta, **(dict(metadata) if metadata else {})}
     is_path = isinstance(model_or_path, str | os.PathLike)
     is_path_list = isinstance(model_or_path, list | tuple) and all(
         isinstance(m, str | os.PathLike) for m in model_or_path

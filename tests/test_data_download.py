@@ -20,6 +20,7 @@ from s2p_utils.data import registry
 from s2p_utils.data.download import (
     ChecksumError,
     DownloadError,
+    TrustLock,
     UnverifiedDownloadError,
     download_file,
     file_sha256,
@@ -110,15 +111,111 @@ def test_truncated_download_size_mismatch(server, tmp_path):
     assert _files(tmp_path / "cache") == []
 
 
-def test_unverified_download_needs_opt_in(server, tmp_path, monkeypatch):
+def test_first_download_is_recorded_then_verified_and_a_changed_file_refused(server, tmp_path, capsys):
+    root, url = server
+    (root / "f.zip").write_bytes(b"first content")
+    lock = TrustLock.in_cache(tmp_path / "cache")
+    digest = hashlib.sha256(b"first content").hexdigest()
+    download_file(f"{url}/f.zip", tmp_path / "cache" / "a" / "f.bin", progress=False, lock=lock)
+    message = capsys.readouterr().err
+    assert digest in message and f'sha256="{digest}", size=13' in message and "registry.py" in message
+    entry = lock.entry(f"{url}/f.zip")
+    assert entry["sha256"] == digest and entry["size"] == 13 and entry["filename"] == "f.bin"
+    # second use: verified against the lock, nothing printed
+    download_file(f"{url}/f.zip", tmp_path / "cache" / "b" / "f.bin", progress=False, lock=lock)
+    assert capsys.readouterr().err == ""
+    # the publisher's file changes: refused, naming file, expected and actual digest
+    (root / "f.zip").write_bytes(b"other content")
+    with pytest.raises(ChecksumError) as error:
+        download_file(f"{url}/f.zip", tmp_path / "cache" / "c" / "f.bin", progress=False, lock=lock)
+    text = str(error.value)
+    assert f"{url}/f.zip" in text and digest in text and hashlib.sha256(b"other content").hexdigest() in text
+    assert str(lock.path) in text
+    assert not (tmp_path / "cache" / "c" / "f.bin").exists()
+    assert list((tmp_path / "cache" / "c").glob("*")) == []
+    assert lock.entry(f"{url}/f.zip")["sha256"] == digest
+
+
+def test_strict_mode_refuses_unpinned_but_accepts_pinned(server, tmp_path, monkeypatch):
     root, url = server
     (root / "f.bin").write_bytes(b"abc")
-    monkeypatch.delenv("S2P_ALLOW_UNVERIFIED", raising=False)
-    with pytest.raises(UnverifiedDownloadError, match="S2P_ALLOW_UNVERIFIED=1"):
-        download_file(f"{url}/f.bin", tmp_path / "cache" / "f.bin", progress=False)
+    monkeypatch.setenv("S2P_STRICT_CHECKSUMS", "1")
+    lock = TrustLock.in_cache(tmp_path / "cache")
+    with pytest.raises(
+        UnverifiedDownloadError, match="S2P_STRICT_CHECKSUMS.*not|S2P_STRICT_CHECKSUMS is set"
+    ):
+        download_file(f"{url}/f.bin", tmp_path / "cache" / "f.bin", progress=False, lock=lock)
     assert _files(tmp_path / "cache") == []
+    pinned = hashlib.sha256(b"abc").hexdigest()
+    out = download_file(
+        f"{url}/f.bin", tmp_path / "cache" / "f.bin", sha256=pinned, progress=False, lock=lock
+    )
+    assert out.read_bytes() == b"abc" and not lock.path.exists()
+
+
+def test_retired_allow_unverified_warns_and_is_ignored(server, tmp_path, monkeypatch):
+    root, url = server
+    (root / "f.bin").write_bytes(b"abc")
     monkeypatch.setenv("S2P_ALLOW_UNVERIFIED", "1")
-    assert download_file(f"{url}/f.bin", tmp_path / "cache" / "f.bin", progress=False).read_bytes() == b"abc"
+    monkeypatch.setenv("S2P_STRICT_CHECKSUMS", "1")
+    with pytest.warns(DeprecationWarning, match="S2P_ALLOW_UNVERIFIED is no longer needed"):
+        with pytest.raises(UnverifiedDownloadError):
+            download_file(f"{url}/f.bin", tmp_path / "cache" / "f.bin", progress=False)
+
+
+class _DroppingHandler(http.server.BaseHTTPRequestHandler):
+    """Announces the whole file, sends half of it, then drops the connection."""
+
+    payload = b""
+
+    def do_GET(self):  # noqa: N802 - http.server API
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.payload)))
+        self.end_headers()
+        self.wfile.write(self.payload[: len(self.payload) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_interrupted_transfer_leaves_nothing_then_retry_succeeds(server, tmp_path):
+    content = bytes(range(256)) * 4096  # 1 MiB
+    handler = type("Handler", (_DroppingHandler,), {"payload": content})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    cache = tmp_path / "cache"
+    lock = TrustLock.in_cache(cache)
+    dest = cache / "d" / "f.bin"
+    try:
+        dropping = f"http://127.0.0.1:{httpd.server_address[1]}/f.bin"
+        with pytest.raises(DownloadError, match=f"download of {dropping} failed"):
+            download_file(dropping, dest, progress=False, lock=lock)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+    assert _files(cache) == []  # no partial file, no lock entry
+    root, url = server
+    (root / "f.bin").write_bytes(content)
+    assert download_file(f"{url}/f.bin", dest, progress=False, lock=lock).read_bytes() == content
+    assert lock.entry(f"{url}/f.bin")["sha256"] == hashlib.sha256(content).hexdigest()
+    assert [p.name for p in _files(cache / "d")] == ["f.bin"]
+
+
+def test_stale_part_file_of_a_dead_process_is_removed(server, tmp_path):
+    root, url = server
+    (root / "f.bin").write_bytes(b"abc")
+    dest = tmp_path / "cache" / "f.bin"
+    dest.parent.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (dest.parent / f"f.bin.part-{dead.pid}").write_bytes(b"ab")
+    download_file(f"{url}/f.bin", dest, sha256=hashlib.sha256(b"abc").hexdigest(), progress=False)
+    assert [p.name for p in _files(dest.parent)] == ["f.bin"]
 
 
 def test_http_error_names_url(server, tmp_path):
@@ -197,23 +294,74 @@ def test_load_truncated_zip_without_checksum(server, tmp_path, monkeypatch, jarv
     (root / "j.zip").write_bytes(data[: len(data) // 2])
     spec = _jarvis_spec(f"{url}/j.zip")
     monkeypatch.setitem(registry.REGISTRY, spec.name, spec)
-    monkeypatch.setenv("S2P_ALLOW_UNVERIFIED", "1")
     cache = tmp_path / "cache"
     with pytest.raises(ValueError, match="not a readable zip archive.*truncated or corrupted"):
         registry.load(spec.name, cache_dir=cache, progress=False)
     assert _files(cache) == []
 
 
-def test_load_unverified_refused_before_any_download(server, tmp_path, monkeypatch, jarvis_zip):
+def test_load_strict_mode_refused_before_any_download(server, tmp_path, monkeypatch, jarvis_zip):
     root, url = server
     path, _ = jarvis_zip
     shutil.copy(path, root / "j.zip")
     spec = _jarvis_spec(f"{url}/j.zip")
     monkeypatch.setitem(registry.REGISTRY, spec.name, spec)
-    monkeypatch.delenv("S2P_ALLOW_UNVERIFIED", raising=False)
-    with pytest.raises(FileNotFoundError, match="S2P_ALLOW_UNVERIFIED=1"):
+    monkeypatch.setenv("S2P_STRICT_CHECKSUMS", "1")
+    with pytest.raises(UnverifiedDownloadError, match=f"S2P_STRICT_CHECKSUMS is set .*{url}/j.zip"):
         registry.load(spec.name, cache_dir=tmp_path / "cache", progress=False)
     assert _files(tmp_path / "cache") == []
+    assert registry.dataset_status(spec.name, cache_dir=tmp_path / "cache").startswith("refused")
+
+
+def test_load_trust_on_first_use_cycle(server, tmp_path, monkeypatch, jarvis_zip, capsys):
+    """First load records the digest; later uses verify the cached copy; a changed upstream is refused."""
+    root, url = server
+    path, info = jarvis_zip
+    shutil.copy(path, root / "j.zip")
+    spec = _jarvis_spec(f"{url}/j.zip", size=path.stat().st_size)
+    monkeypatch.setitem(registry.REGISTRY, spec.name, spec)
+    cache = tmp_path / "cache"
+    assert registry.dataset_status(spec.name, cache_dir=cache) == "download (trust on first use)"
+    assert registry.load(spec.name, cache_dir=cache, progress=False).ids == info["ids"]
+    assert file_sha256(path) in capsys.readouterr().err
+    lock = TrustLock.in_cache(cache)
+    assert lock.entry(f"{url}/j.zip")["sha256"] == file_sha256(path)
+    # second use: the cached upstream copy is verified against the lock before converting again
+    cached_zip = cache / "toy_jarvis" / registry.JARVIS_ZIP.filename
+    (cache / "prepared" / "toy_jarvis.json.gz").unlink()
+    (root / "j.zip").unlink()
+    assert registry.load(spec.name, cache_dir=cache, progress=False).ids == info["ids"]
+    # the publisher's file changes (same size): the new download is refused, nothing is kept
+    data = bytearray(path.read_bytes())
+    data[-30] ^= 0xFF
+    (root / "j.zip").write_bytes(bytes(data))
+    cached_zip.unlink()
+    (cache / "prepared" / "toy_jarvis.json.gz").unlink()
+    with pytest.raises(ChecksumError) as error:
+        registry.load(spec.name, cache_dir=cache, progress=False)
+    message = str(error.value)
+    assert f"{url}/j.zip" in message and file_sha256(path) in message
+    assert hashlib.sha256(bytes(data)).hexdigest() in message
+    assert not cached_zip.exists() and not (cache / "prepared" / "toy_jarvis.json.gz").exists()
+
+
+def test_load_corrupt_cached_upstream_copy_is_fetched_again(
+    server, tmp_path, monkeypatch, jarvis_zip, capsys
+):
+    root, url = server
+    path, info = jarvis_zip
+    shutil.copy(path, root / "j.zip")
+    spec = _jarvis_spec(f"{url}/j.zip")
+    monkeypatch.setitem(registry.REGISTRY, spec.name, spec)
+    cache = tmp_path / "cache"
+    registry.load(spec.name, cache_dir=cache, progress=False)
+    cached_zip = cache / "toy_jarvis" / registry.JARVIS_ZIP.filename
+    cached_zip.write_bytes(path.read_bytes()[:100])  # truncated on disk
+    (cache / "prepared" / "toy_jarvis.json.gz").unlink()
+    capsys.readouterr()
+    again = registry.load(spec.name, cache_dir=cache, progress=False)
+    assert again.ids == info["ids"] and cached_zip.read_bytes() == path.read_bytes()
+    assert f"cached file {cached_zip}" in capsys.readouterr().err
 
 
 def test_offline_error_says_which_file_to_put_where(tmp_path, monkeypatch):

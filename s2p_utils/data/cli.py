@@ -49,10 +49,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    """Load (download or copy from the mirror, verify, convert, cache) each named dataset."""
+    """Load (download or copy from the mirror, verify, convert, cache) each named dataset.
+
+    ``--refresh`` deletes the prepared cache file first, so it is rebuilt from the mirror or the upstream
+    files (cached upstream files are re-verified and fetched again when they fail).
+    """
     names = args.name if isinstance(args.name, list) else [args.name]
     for name in names:
-        dataset = load(name, mirror=getattr(args, "mirror", None), cache_dir=getattr(args, "cache_dir", None))
+        dataset = load(
+            name,
+            mirror=getattr(args, "mirror", None),
+            cache_dir=getattr(args, "cache_dir", None),
+            refresh=bool(getattr(args, "refresh", False)),
+        )
         splits = ", ".join(
             f"{split} {'/'.join(str(len(parts[p])) for p in ('train', 'val', 'test'))}"
             for split, parts in dataset.splits.items()

@@ -7,7 +7,8 @@ Each converter takes local paths of upstream files (in their exact upstream layo
 * Python-literal text (the e3nn tutorial CSV) goes through :func:`ast.literal_eval`;
 * JSON through :mod:`json`; ``.npy`` through ``numpy.load(allow_pickle=False)``;
 * the one upstream pickle (Mat2Spec's Chen split) through :mod:`s2p_utils.data.safe_pickle`;
-* archives are read member by member in memory, never extracted to disk.
+* archives are read member by member in memory, never extracted to disk, each member within the
+  decompression limits of :mod:`s2p_utils.data.archives` (2 GiB, 200× by default).
 
 Shapes and units:
 
@@ -46,6 +47,7 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from s2p_utils.data import chen_split
+from s2p_utils.data.archives import read_tar_member, read_zip_member
 from s2p_utils.data.dataset import SPLIT_PARTS, Dataset
 from s2p_utils.data.safe_pickle import safe_loads
 
@@ -299,14 +301,11 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
 
 
 def _zip_read(zf: zipfile.ZipFile, member: str, path: Path) -> bytes:
+    """A member's bytes within the decompression limits of :mod:`s2p_utils.data.archives`."""
     try:
-        return zf.read(member)
+        return read_zip_member(zf, member, path)
     except KeyError:
         raise ValueError(f"{path}: missing member {member!r} (not the documented upstream layout)") from None
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
-        raise ValueError(
-            f"{path}: member {member!r} is unreadable ({error}); the archive is corrupted"
-        ) from error
 
 
 def _mat2spec_root(zf: zipfile.ZipFile, path: Path) -> str:
@@ -530,15 +529,12 @@ def convert_jarvis_zip(
         ]
         if len(members) != 1:
             raise ValueError(f"{path}: expected exactly one .json member, found {members}")
+        text = _zip_read(zf, members[0], path)
         try:
-            with zf.open(members[0]) as handle:
-                records = json.load(handle)
+            records = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path}:{members[0]}: not valid JSON ({error})") from error
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
-            raise ValueError(
-                f"{path}:{members[0]}: unreadable ({error}); the archive is corrupted"
-            ) from error
+        del text
     if not isinstance(records, list):
         raise ValueError(
             f"{path}:{members[0]}: expected a JSON list of records, got {type(records).__name__}"
@@ -614,6 +610,7 @@ def convert_fung_targz(
     poscars: dict[int, str] = {}
     energies: dict[int, np.ndarray] = {}
     spectra: dict[int, np.ndarray] = {}
+    read_so_far = 0
     try:
         with tarfile.open(path, mode="r:gz") as tar:
             for member in tqdm(tar, desc=name, unit="file", disable=not progress):
@@ -623,8 +620,8 @@ def convert_fung_targz(
                 if match is None:
                     continue
                 key, suffix = int(match.group(1)), match.group(2)
-                handle = tar.extractfile(member)
-                data = handle.read() if handle is not None else b""
+                data = read_tar_member(tar, member, path, read_so_far=read_so_far)
+                read_so_far += len(data)
                 if suffix == "vasp":
                     poscars[key] = data.decode("utf-8", errors="strict")
                     continue

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,10 +145,20 @@ def load_prepared(path: str | os.PathLike) -> Dataset:
     try:
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             payload = json.load(handle)
-    except (OSError, json.JSONDecodeError, EOFError) as error:
+    except (OSError, json.JSONDecodeError, EOFError, zlib.error, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not a readable s2p-prepared gzip JSON file ({error})") from error
-    if payload.get("format") != PREPARED_FORMAT:
-        raise ValueError(f"{path}: format is {payload.get('format')!r}, expected {PREPARED_FORMAT!r}")
+    if not isinstance(payload, dict) or payload.get("format") != PREPARED_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path}: format is {found!r}, expected {PREPARED_FORMAT!r}")
+    try:
+        return _dataset_from_payload(payload, path)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise ValueError(
+            f"{path}: malformed s2p-prepared content ({type(error).__name__}: {error})"
+        ) from error
+
+
+def _dataset_from_payload(payload: dict[str, Any], path: Path) -> Dataset:
     records = payload["records"]
     target = payload["target"]
     splits: dict[str, dict[str, np.ndarray]] = {}

@@ -12,8 +12,14 @@ Resolution order of :func:`load` (the first that works wins):
    checksum is known, then converted;
 4. **download** — missing upstream files are fetched into ``<cache>/<folder>/`` (pooch, progress bar,
    size and sha256 / git-blob SHA-1 verified; a mismatch deletes the file and raises naming URL,
-   expected and obtained value). Files without a known checksum are refused unless
-   ``S2P_ALLOW_UNVERIFIED=1``.
+   expected and obtained value). Files without a published checksum are trusted on first use: the
+   sha256 of the first copy is recorded in ``<cache>/checksums.lock.json`` and every later use is
+   verified against it (:mod:`s2p_utils.data.download`); ``S2P_STRICT_CHECKSUMS=1`` refuses them.
+   Archives are read member by member once before conversion (:mod:`s2p_utils.data.archives`).
+
+A cached file that no longer verifies (a truncated prepared ``.json.gz``, an upstream file whose
+digest or archive check fails) is deleted with a message and fetched again from the mirror or the
+source; ``refresh=True`` (``s2p data fetch NAME --refresh``) rebuilds the prepared file regardless.
 
 Converted datasets are saved (atomically) as ``<cache>/prepared/<name>.json.gz``; later loads take
 ~1–2 s for e3nn_phdos. Offline with nothing cached, one :class:`FileNotFoundError` says which file to
@@ -41,8 +47,18 @@ from pathlib import Path
 
 from s2p_utils import paths
 from s2p_utils.data import chen_split, converters
+from s2p_utils.data.archives import check_archive
 from s2p_utils.data.dataset import Dataset, load_prepared, save_prepared
-from s2p_utils.data.download import DownloadError, allow_unverified, download_file, verify_file
+from s2p_utils.data.download import (
+    DownloadError,
+    TrustLock,
+    UnverifiedDownloadError,
+    discard_corrupt,
+    download_file,
+    strict_checksums,
+    verify_file,
+    verify_local_file,
+)
 from s2p_utils.data.safe_pickle import safe_load_file
 
 __all__ = [
@@ -55,6 +71,7 @@ __all__ = [
     "load",
     "dataset_status",
     "prepared_cache_path",
+    "prepared_cache_problem",
     "registry_markdown",
     "human_size",
     "upstream_size_text",
@@ -554,6 +571,79 @@ def _offline_message(spec: DatasetSpec, mirror: Path | None, cache: Path, reason
     return "\n".join(lines)
 
 
+def _archive_check(upstream: UpstreamFile) -> Callable[[Path], object]:
+    """Integrity check of an upstream archive (every member read once), by its upstream file name."""
+
+    def check(path: Path) -> object:
+        return check_archive(path, name=upstream.filename)
+
+    return check
+
+
+def _verify_upstream(upstream: UpstreamFile, path: Path, lock: TrustLock | None, origin: str) -> None:
+    """Pinned checksum, else the trust-on-first-use lock; then the archive integrity check.
+
+    ``lock=None`` for a mirror copy: the user's own copy (possibly a miniature test fixture) is checked
+    against pinned digests only, not against the size or the digest recorded for downloads.
+    """
+    verify_local_file(
+        path,
+        upstream.url,
+        sha256=upstream.sha256,
+        git_sha1=upstream.git_sha1,
+        size=upstream.size if lock is not None else None,
+        lock=lock,
+        origin=origin,
+        check=_archive_check(upstream),
+    )
+
+
+def _verified_cache_copy(
+    spec: DatasetSpec, upstream: UpstreamFile, cache: Path, lock: TrustLock
+) -> Path | None:
+    """The cached copy of ``upstream`` if it verifies; a corrupt copy is deleted (to be fetched again)."""
+    for path in _cache_candidates(spec, upstream, cache):
+        if not path.is_file():
+            continue
+        try:
+            _verify_upstream(upstream, path, lock, f"cached file {path}")
+        except UnverifiedDownloadError:
+            raise
+        except ValueError as error:  # ChecksumError, ArchiveError: a corrupt copy
+            discard_corrupt(path, str(error))
+            continue
+        return path
+    return None
+
+
+def prepared_cache_problem(path: Path) -> str | None:
+    """Why the prepared cache file ``path`` is unusable (unreadable gzip stream), or ``None`` if it reads.
+
+    Decompresses the whole file (no JSON parsing): catches truncation and corruption cheaply.
+    """
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as handle:
+            while handle.read(1 << 20):
+                pass
+    except (OSError, EOFError, zlib.error) as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _load_cached_prepared(path: Path, spec: DatasetSpec) -> Dataset | None:
+    """The prepared cache file as a dataset; a corrupt one is deleted (``None``: prepare it again)."""
+    if not path.is_file():
+        return None
+    try:
+        return _finish(load_prepared(path), spec, f"cache {path}")
+    except ValueError as error:
+        discard_corrupt(path, f"cached dataset {path} is corrupt ({error})", "preparing it again")
+        return None
+
+
 def load(
     name: str,
     *,
@@ -568,7 +658,8 @@ def load(
         name: a key of :data:`REGISTRY`.
         mirror: offline mirror folder (default ``$S2P_DATA_MIRROR``).
         cache_dir: cache folder (default ``$S2P_CACHE_DIR`` or ``~/.cache/s2p``).
-        refresh: ignore the prepared cache and convert again.
+        refresh: delete the prepared cache file and prepare it again (cached upstream files are kept
+            when they still verify).
         progress: progress bars for downloads and conversion.
 
     Returns:
@@ -576,7 +667,8 @@ def load(
 
     Raises:
         ValueError: unknown name, checksum mismatch (:class:`~s2p_utils.data.download.ChecksumError`),
-            unverifiable download refused, malformed upstream content.
+            a file not pinned in strict mode (:class:`~s2p_utils.data.download.UnverifiedDownloadError`),
+            a bad archive member (:class:`~s2p_utils.data.archives.ArchiveError`), malformed content.
         FileNotFoundError: offline and nothing cached — the message says which file to put where.
         RuntimeError: ``mp_phdos`` without ``MP_API_KEY``.
     """
@@ -584,15 +676,23 @@ def load(
     cache = paths.cache_dir(cache_dir)
     mirror_root = paths.mirror_dir(mirror)
     prepared_cache = cache / "prepared" / f"{name}.json.gz"
-    if prepared_cache.is_file() and not refresh:
-        return _finish(load_prepared(prepared_cache), spec, f"cache {prepared_cache}")
+    if refresh:
+        prepared_cache.unlink(missing_ok=True)
+    cached = _load_cached_prepared(prepared_cache, spec)
+    if cached is not None:
+        return cached
 
     if mirror_root is not None:
         for filename in dict.fromkeys([spec.prepared.filename if spec.prepared else None, f"{name}.json.gz"]):
             candidate = mirror_root / filename if filename else None
             if candidate is not None and candidate.is_file():
-                if spec.prepared and filename == spec.prepared.filename:
+                if spec.prepared and filename == spec.prepared.filename and spec.prepared.sha256:
                     verify_file(candidate, sha256=spec.prepared.sha256, origin=f"mirror file {candidate}")
+                elif strict_checksums():
+                    raise UnverifiedDownloadError(
+                        f"refusing mirror file {candidate}: S2P_STRICT_CHECKSUMS is set and no sha256 of it "
+                        "is pinned in the package registry"
+                    )
                 return _finish(load_prepared(candidate), spec, f"mirror {candidate}")
 
     if spec.converter is None:
@@ -600,27 +700,26 @@ def load(
             _offline_message(spec, mirror_root, cache, [f"{name} is distributed only as a prepared file"])
         )
 
+    lock = TrustLock.in_cache(cache)
     local: dict[str, Path] = {}
     missing: list[UpstreamFile] = []
     for upstream in spec.files:
-        found = next((p for p in _cache_candidates(spec, upstream, cache) if p.is_file()), None)
+        found = _verified_cache_copy(spec, upstream, cache, lock)
         if found is None and mirror_root is not None:
             found = next((p for p in _mirror_candidates(spec, upstream, mirror_root) if p.is_file()), None)
-            if found is not None and upstream.verifiable:
-                verify_file(
-                    found, sha256=upstream.sha256, git_sha1=upstream.git_sha1, origin=f"mirror file {found}"
-                )
+            if found is not None:
+                _verify_upstream(upstream, found, None, f"mirror file {found}")
         if found is None:
             missing.append(upstream)
         else:
             local[upstream.filename] = found
-    unverifiable = [f for f in missing if not f.verifiable]
-    if unverifiable and not allow_unverified():
-        reasons = [
-            f"no checksum is recorded for {f.url}; downloading it needs S2P_ALLOW_UNVERIFIED=1"
-            for f in unverifiable
-        ]
-        raise FileNotFoundError(_offline_message(spec, mirror_root, cache, reasons))
+    unpinned = [f for f in missing if not f.verifiable]
+    if unpinned and strict_checksums():
+        raise UnverifiedDownloadError(
+            f"dataset {name!r}: S2P_STRICT_CHECKSUMS is set and no checksum is pinned in the package for "
+            + ", ".join(f.url for f in unpinned)
+            + "; pin them in s2p_utils/data/registry.py or unset S2P_STRICT_CHECKSUMS"
+        )
     downloaded: list[Path] = []
     reasons = []
     for upstream in missing:
@@ -633,6 +732,8 @@ def load(
                 git_sha1=upstream.git_sha1,
                 size=upstream.size,
                 progress=progress,
+                lock=lock,
+                check=_archive_check(upstream),
             )
         except DownloadError as error:
             reasons.append(str(error))
@@ -676,13 +777,18 @@ def _remove_empty_dir(folder: Path, cache: Path) -> None:
 def dataset_status(
     name: str, *, mirror: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None
 ) -> str:
-    """Where ``name`` would load from right now: ``"cached"``, ``"mirror (prepared)"``,
-    ``"mirror (upstream)"``, ``"download"``, ``"needs MP_API_KEY"`` or ``"unavailable"``."""
+    """Where ``name`` would load from right now: ``"cached"``, ``"corrupt cache: ..."`` (the prepared
+    cache file does not decompress; the next load rebuilds it), ``"mirror (prepared)"``,
+    ``"mirror (upstream)"``, ``"download"``, ``"download (trust on first use)"``, ``"needs MP_API_KEY"``
+    or ``"unavailable"``."""
     spec = get_spec(name)
     cache = paths.cache_dir(cache_dir)
     mirror_root = paths.mirror_dir(mirror)
-    if (cache / "prepared" / f"{name}.json.gz").is_file():
-        return "cached"
+    prepared = cache / "prepared" / f"{name}.json.gz"
+    if prepared.is_file():
+        if prepared_cache_problem(prepared) is None:
+            return "cached"
+        return f"corrupt cache: `s2p data fetch {name} --refresh` rebuilds it"
     if mirror_root is not None:
         names = [spec.prepared.filename] if spec.prepared else []
         if any((mirror_root / n).is_file() for n in [*names, f"{name}.json.gz"]):
@@ -700,7 +806,9 @@ def dataset_status(
     if spec.needs and not os.environ.get(spec.needs):
         return f"needs {spec.needs}"
     if spec.files and not all(f.verifiable for f in spec.files):
-        return "download (S2P_ALLOW_UNVERIFIED=1)"
+        if strict_checksums():
+            return "refused (not pinned; S2P_STRICT_CHECKSUMS)"
+        return "download (trust on first use)"
     return "download"
 
 
@@ -721,7 +829,7 @@ def _checksum_text(upstream: UpstreamFile) -> str:
         return f"sha256 `{upstream.sha256}`"
     if upstream.git_sha1:
         return f"git blob SHA-1 `{upstream.git_sha1}`"
-    return "no checksum recorded, download needs `S2P_ALLOW_UNVERIFIED=1`"
+    return "no published checksum: sha256 recorded at first use and verified after"
 
 
 def upstream_size_text(spec: DatasetSpec) -> str:
@@ -734,6 +842,36 @@ def upstream_size_text(spec: DatasetSpec) -> str:
     return f"≥ {human_size(sum(known))}" if known else "unknown"
 
 
+_TRUST_MODEL = (
+    "## Trust model",
+    "",
+    "- **Pinned files** (a sha256 or git blob SHA-1 in `s2p_utils/data/registry.py`, plus the size where known)",
+    "  are verified on every download and every use from the mirror or the cache.",
+    "- **Files whose publisher gives no checksum** (`Mat2Spec_DATA.zip`, the JARVIS zip, the Fung et al.",
+    "  tarballs): what is known is pinned (URL at a fixed record, size where known) and the sha256 of the first",
+    "  download is recorded in the lock file `<cache>/checksums.lock.json` (*trust on first use*) and printed with",
+    "  the line to add to the registry to pin it. Every later download or use of the cached copy is verified",
+    "  against the lock; a mismatch is an error naming the file, the expected and the actual digest (delete the",
+    "  lock entry only if the upstream change is legitimate). A mirror copy is the user's own trusted copy: it",
+    "  is checked against pinned digests and for archive integrity, not against the lock.",
+    "- **Strict mode**: `S2P_STRICT_CHECKSUMS=1` refuses every file not pinned in the package (downloads, upstream",
+    "  files in the mirror or cache, unpinned prepared mirror files). The old `S2P_ALLOW_UNVERIFIED` is no longer",
+    "  needed and is ignored (with a deprecation warning).",
+    "- **Downloads** go to `<file>.part-<pid>` with a progress bar and are renamed into place only after the size,",
+    "  digest and archive checks pass; an interrupted or refused transfer leaves nothing behind and the next",
+    "  attempt starts cleanly. A zip or tarball is read member by member once before it is accepted or",
+    "  converted; a bad member is an error naming it.",
+    "- **Decompression limits**: an archive member may not inflate beyond 2 GiB (`S2P_MAX_DECOMPRESSED_BYTES`) or",
+    "  200 times its compressed size (`S2P_MAX_COMPRESSION_RATIO`; members under 1 MiB exempt), checked against",
+    "  the declared size and while reading.",
+    "- **Corrupt cache**: a prepared `<cache>/prepared/<name>.json.gz` that does not decode, or a cached upstream",
+    "  file that no longer verifies, is deleted with a message and fetched again from the mirror or the source.",
+    "  `s2p data list` shows such an entry as `corrupt cache`; `s2p data fetch NAME --refresh` rebuilds it.",
+    "- Nothing downloaded is `eval`-ed or unpickled freely (see `s2p_utils/data/converters.py`).",
+    "",
+)
+
+
 def registry_markdown() -> str:
     """The dataset table of ``data/README.md``, generated from :data:`REGISTRY`."""
     lines = [
@@ -744,7 +882,8 @@ def registry_markdown() -> str:
         "",
         "Every dataset of the paper loads with one call, `s2p_utils.data.load(name)` (or `s2p data fetch NAME`):",
         "from the cache (`S2P_CACHE_DIR`, default `~/.cache/s2p`), else the offline mirror (`S2P_DATA_MIRROR`),",
-        "else a verified download. No data is stored in this repository. `s2p data list` shows what is cached.",
+        "else a verified download (see *Trust model* below). No data is stored in this repository. `s2p data list`",
+        "shows what is cached.",
         "",
         "| dataset | what | n | grid | size | licence | cite |",
         "|---|---|---|---|---|---|---|",
@@ -795,12 +934,13 @@ def registry_markdown() -> str:
         "<mirror>/<folder>/<file>                   an upstream file, folder as in the list above",
         "```",
         "",
-        "Mirror files whose checksum is known are verified. Downloads of files without a recorded checksum",
-        "are refused unless `S2P_ALLOW_UNVERIFIED=1` is set (their sha256 is then logged so it can be pinned).",
         "Prepared files use the `s2p-prepared/1` format described in `s2p_utils/data/dataset.py`.",
         "",
+        *_TRUST_MODEL,
     ]
-    return "\n".join(lines)
+    from s2p_utils.models_registry import models_markdown
+
+    return "\n".join(lines) + "\n" + models_markdown()
 
 
 if __name__ == "__main__":  # pragma: no cover
