@@ -179,7 +179,7 @@ def _check_systems(systems: Sequence[System], first_index: int) -> None:
     cells = np.stack([s[1] for s in systems])
     pbcs = np.stack([s[2] for s in systems])
     positions = np.concatenate([s[0] for s in systems]) if sizes.sum() else np.zeros((0, 3))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         volumes = np.abs(np.linalg.det(cells))
         heights = cell_heights(cells)
         ok = (

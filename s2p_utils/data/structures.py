@@ -109,12 +109,13 @@ def check_cell_arrays(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, 
         raise ValueError(f"{source}: NaN or infinite coordinates (atom {bad})")
     if not np.isfinite(cell).all():
         raise ValueError(f"{source}: NaN or infinite cell vectors")
-    volume = abs(float(np.linalg.det(cell)))
+    with np.errstate(over="ignore", invalid="ignore"):  # absurd cells are refused below, quietly
+        volume = abs(float(np.linalg.det(cell)))
+        heights = cell_heights(cell)
     if not volume > MIN_VOLUME:
         raise ValueError(
             f"{source}: the cell has zero volume ({volume:.3g} Å³); a 3-D periodic cell is required"
         )
-    heights = cell_heights(cell)
     if heights.min() < MIN_CELL_HEIGHT:
         raise ValueError(
             f"{source}: the cell is {heights.min():.3g} Å thin between two faces (less than {MIN_CELL_HEIGHT} Å); "
