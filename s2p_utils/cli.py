@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--out",
         default="predictions.csv",
-        help="output CSV with columns id, file, grid, prediction (+ std for an ensemble) (default: %(default)s)",
+        help="output CSV with columns id, file, grid, prediction (+ std, std_calibrated for an ensemble), "
+        "unknown_elements, truncated_from; never replaced when no file gives a prediction (default: %(default)s)",
     )
     predict.add_argument(
         "--truncate", action="store_true", help="cut structures above max_atoms (with a warning)"
