@@ -25,6 +25,26 @@ def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number ≥ 1 (``--epochs``, ``--batch-size``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
+    return value
+
+
+def _attach_negative_values(argv: Sequence[str], options: Sequence[str] = ("--grid",)) -> list[str]:
+    """``--grid -10:10:500`` → ``--grid=-10:10:500``: argparse takes a value starting with ``-`` for an option."""
+    args = list(argv)
+    for index in range(len(args) - 2, -1, -1):
+        if args[index] in options and args[index + 1].startswith("-"):
+            args[index : index + 2] = [f"{args[index]}={args[index + 1]}"]
+    return args
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s2p", description=__doc__.split("\n\n")[0])
     from s2p_utils import __version__
@@ -72,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("preset")
     train.add_argument("--split", default=None, help="split name (default: the preset's)")
     train.add_argument("--mode", choices=["legacy", "fixed"], default="fixed")
-    train.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: the preset's)")
+    train.add_argument(
+        "--epochs", type=positive_int, default=None, help="maximum epochs, ≥ 1 (default: the preset's)"
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--run-name", default=None)
     train.add_argument("--results-dir", default=None)
@@ -89,12 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--out",
         default="predictions.csv",
-        help="output CSV with columns id, file, grid, prediction (+ std for an ensemble) (default: %(default)s)",
+        help="output CSV with columns id, file, grid, prediction (+ std, std_calibrated for an ensemble), "
+        "unknown_elements, truncated_from; never replaced when no file gives a prediction (default: %(default)s)",
     )
     predict.add_argument(
         "--truncate", action="store_true", help="cut structures above max_atoms (with a warning)"
     )
-    predict.add_argument("--batch-size", type=int, default=64)
+    predict.add_argument("--batch-size", type=positive_int, default=64)
     predict.add_argument(
         "--grid",
         default=None,
@@ -110,10 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = _attach_negative_values(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError) as error:
         print(f"s2p: error: {error}", file=sys.stderr)
         return 2
 

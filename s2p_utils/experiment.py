@@ -36,6 +36,7 @@ import pandas as pd
 
 from s2p_utils import paths
 from s2p_utils.config import ExperimentConfig, get_preset
+from s2p_utils.train import check_epochs
 from s2p_utils.uncertainty import Calibration, active_points, write_calibration
 
 __all__ = ["RunResult", "run_experiment", "cmd_train", "scaler_rows", "SMOKE_SIZES", "SMOKE_EPOCHS"]
@@ -166,6 +167,11 @@ def run_experiment(
         :class:`RunResult`; ``metrics`` holds the ``evaluate_on`` scores of
         :func:`s2p_utils.metrics.spectrum_metrics` (with ``baseline_*`` for the training-mean spectrum)
         plus ``train_mae`` and ``val_mae``.
+
+    Raises:
+        RuntimeError: another process is running the same ``run_name`` in the same results folder (the
+            run holds ``checkpoints/.<run_name>.lock`` while it works).
+        ValueError: ``epochs`` below 1, an unknown mode, a run name with path separators.
     """
     from s2p_utils import metrics as metrics_module
     from s2p_utils import plots, results
@@ -189,247 +195,253 @@ def run_experiment(
         epochs = (
             SMOKE_EPOCHS if smoke else (config.train.legacy_epochs if legacy else config.train.max_epochs)
         )
+    check_epochs(epochs)
 
-    dataset = dataset if dataset is not None else _load_dataset(config)
-    parts = _select_rows(dataset.split(split), smoke, n_train)
-    rows = np.concatenate([parts["train"], parts["val"], parts["test"]])
-    part_of = np.array(
-        ["train"] * len(parts["train"]) + ["val"] * len(parts["val"]) + ["test"] * len(parts["test"])
-    )
-    structures = [dataset.structures[i] for i in rows]
-    inputs = model_inputs(
-        structures,
-        config,
-        legacy=legacy,
-        grids=_grids_for(dataset, rows) if config.model.grid_input else None,
-        n_jobs=n_jobs,
-        progress=verbose > 0,
-    )
-    targets = np.asarray(dataset.targets[rows], dtype=np.float32)
-    scaler = fit_target_scaler(
-        dataset.targets[scaler_rows(len(dataset), parts, mode, smoke)], config.train.target_scaling
-    )
-    scaled = scaler.transform(targets) if scaler is not None else targets
-    masks = {name: part_of == name for name in ("train", "val", "test")}
+    lock = out_dir / "checkpoints" / f".{run_name}.lock"
+    with paths.exclusive_lock(lock, f"run {run_name!r} in {out_dir}"):  # one training per run name at a time
+        dataset = dataset if dataset is not None else _load_dataset(config)
+        parts = _select_rows(dataset.split(split), smoke, n_train)
+        rows = np.concatenate([parts["train"], parts["val"], parts["test"]])
+        part_of = np.array(
+            ["train"] * len(parts["train"]) + ["val"] * len(parts["val"]) + ["test"] * len(parts["test"])
+        )
+        structures = [dataset.structures[i] for i in rows]
+        inputs = model_inputs(
+            structures,
+            config,
+            legacy=legacy,
+            grids=_grids_for(dataset, rows) if config.model.grid_input else None,
+            n_jobs=n_jobs,
+            progress=verbose > 0,
+        )
+        targets = np.asarray(dataset.targets[rows], dtype=np.float32)
+        scaler = fit_target_scaler(
+            dataset.targets[scaler_rows(len(dataset), parts, mode, smoke)], config.train.target_scaling
+        )
+        scaled = scaler.transform(targets) if scaler is not None else targets
+        masks = {name: part_of == name for name in ("train", "val", "test")}
 
-    def take(name: str) -> dict[str, np.ndarray]:
-        return {key: value[masks[name]] for key, value in inputs.items()}
+        def take(name: str) -> dict[str, np.ndarray]:
+            return {key: value[masks[name]] for key, value in inputs.items()}
 
-    n_members = max(1, int(config.train.ensemble))
-    if n_members == 1:
-        model_path = out_dir / "models" / f"{run_name}.keras"
-        member_paths = [model_path]
-        member_dirs = [out_dir / "checkpoints" / run_name]
-    else:  # an ensemble is a folder of member models (s2p_utils.prediction.predict loads it as one)
-        model_path = out_dir / "models" / run_name
-        member_paths = [model_path / f"member{k}.keras" for k in range(n_members)]
-        member_dirs = [out_dir / "checkpoints" / run_name / f"member{k}" for k in range(n_members)]
-    started = time.perf_counter()
-    from s2p_utils.batching import predict_batched
-    from s2p_utils.model import build_model, load_model, save_model
+        n_members = max(1, int(config.train.ensemble))
+        if n_members == 1:
+            model_path = out_dir / "models" / f"{run_name}.keras"
+            member_paths = [model_path]
+            member_dirs = [out_dir / "checkpoints" / run_name]
+        else:  # an ensemble is a folder of member models (s2p_utils.prediction.predict loads it as one)
+            model_path = out_dir / "models" / run_name
+            member_paths = [model_path / f"member{k}.keras" for k in range(n_members)]
+            member_dirs = [out_dir / "checkpoints" / run_name / f"member{k}" for k in range(n_members)]
+        started = time.perf_counter()
+        from s2p_utils.batching import predict_batched
+        from s2p_utils.model import build_model, load_model, save_model
 
-    members, histories = [], []
-    if train:
-        import keras
+        members, histories = [], []
+        if train:
+            import keras
 
-        from s2p_utils.train import train_model
+            from s2p_utils.train import train_model
 
-        for member, (member_dir, member_path) in enumerate(zip(member_dirs, member_paths, strict=True)):
-            member_seed = seed + 1000 * member
-            fingerprint = {
-                "preset": config.name,
-                "dataset": dataset.name,
-                "split": split,
-                "mode": mode,
-                "seed": member_seed,
-                "smoke": smoke,
-                "rows": {
-                    name: [str(dataset.ids[i]) for i in idx[:3]] + [len(idx)] for name, idx in parts.items()
-                },
-                "train_config": json.loads(json.dumps(config.train.__dict__)),
-                "model_config": json.loads(json.dumps(config.model.__dict__)),
-                "features": [config.featurizer, config.element_descriptors, config.pdf_scale],
-            }
-            _prepare_run_dir(member_dir, fingerprint)
-            keras.utils.set_random_seed(member_seed)
-            model = build_model(config)
-            history = train_model(
+            for member, (member_dir, member_path) in enumerate(zip(member_dirs, member_paths, strict=True)):
+                member_seed = seed + 1000 * member
+                fingerprint = {
+                    "preset": config.name,
+                    "dataset": dataset.name,
+                    "split": split,
+                    "mode": mode,
+                    "seed": member_seed,
+                    "smoke": smoke,
+                    "rows": {
+                        name: [str(dataset.ids[i]) for i in idx[:3]] + [len(idx)]
+                        for name, idx in parts.items()
+                    },
+                    "train_config": json.loads(json.dumps(config.train.__dict__)),
+                    "model_config": json.loads(json.dumps(config.model.__dict__)),
+                    "features": [config.featurizer, config.element_descriptors, config.pdf_scale],
+                }
+                _prepare_run_dir(member_dir, fingerprint)
+                keras.utils.set_random_seed(member_seed)
+                model = build_model(config)
+                history = train_model(
+                    model,
+                    take("train"),
+                    smooth_targets(scaled[masks["train"]], config.train.target_smoothing),
+                    take("val"),
+                    scaled[masks["val"]],
+                    config=config.train,
+                    mode=mode,
+                    seed=member_seed,
+                    run_dir=member_dir,
+                    max_epochs=epochs,
+                    verbose=verbose,
+                )
+                metadata = {
+                    "preset": config.name,
+                    "featurizer": config.featurizer,
+                    "legacy": legacy,
+                    "max_atoms": config.model.max_atoms,
+                    "grid": np.asarray(dataset.grid).tolist(),
+                    "grid_unit": dataset.grid_unit,
+                    "kind": dataset.kind,
+                    "unit": dataset.unit,
+                    "target_scaler": scaler.to_dict() if scaler is not None else None,
+                    "members": n_members,
+                    "member": member,
+                    "test_time_permutations": config.train.test_time_permutations,
+                    "element_descriptors": config.element_descriptors,
+                    "mode": mode,
+                    "split": split,
+                    "seed": member_seed,
+                    "run_name": run_name,
+                }
+                save_model(model, member_path, metadata)
+                members.append(model)
+                histories.append(history.assign(member=member))
+        else:
+            from s2p_utils.train import read_history
+
+            for member_dir, member_path in zip(member_dirs, member_paths, strict=True):
+                if not member_path.is_file():
+                    raise FileNotFoundError(
+                        f"{member_path}: no saved model for run {run_name!r}; train it first"
+                    )
+                model, metadata = load_model(member_path)
+                members.append(model)
+                histories.append(read_history(member_dir))
+            scaler = TargetScaler.from_dict(metadata.get("target_scaler"))
+        history = histories[0]
+        train_seconds = time.perf_counter() - started
+
+        member_predictions = []
+        for model in members:
+            raw = predict_batched(
                 model,
-                take("train"),
-                smooth_targets(scaled[masks["train"]], config.train.target_smoothing),
-                take("val"),
-                scaled[masks["val"]],
-                config=config.train,
-                mode=mode,
-                seed=member_seed,
-                run_dir=member_dir,
-                max_epochs=epochs,
-                verbose=verbose,
+                inputs,
+                batch_size=PREDICT_BATCH_SIZE if legacy else 256,
+                permutations=config.train.test_time_permutations,
+                seed=seed,
             )
-            metadata = {
-                "preset": config.name,
-                "featurizer": config.featurizer,
-                "legacy": legacy,
-                "max_atoms": config.model.max_atoms,
-                "grid": np.asarray(dataset.grid).tolist(),
-                "grid_unit": dataset.grid_unit,
-                "kind": dataset.kind,
-                "unit": dataset.unit,
-                "target_scaler": scaler.to_dict() if scaler is not None else None,
-                "members": n_members,
-                "member": member,
-                "test_time_permutations": config.train.test_time_permutations,
-                "element_descriptors": config.element_descriptors,
-                "mode": mode,
-                "split": split,
-                "seed": member_seed,
-                "run_name": run_name,
-            }
-            save_model(model, member_path, metadata)
-            members.append(model)
-            histories.append(history.assign(member=member))
-    else:
-        from s2p_utils.train import read_history
+            member_predictions.append(scaler.inverse_transform(raw) if scaler is not None else raw)
+        stacked = np.stack(member_predictions).astype(np.float32)
+        predictions = stacked.mean(axis=0)
+        spread = stacked.std(axis=0) if n_members > 1 else None
+        raw_spread, calibration = spread, None
+        if spread is not None:  # scale and floor on σ, fitted on the validation split (s2p_utils.uncertainty)
+            calibration, calibration_info = _calibrate_spread(
+                targets[masks["val"]], predictions[masks["val"]], spread[masks["val"]], split=split
+            )
+            write_calibration(model_path, calibration, **calibration_info)
+            spread = calibration.apply(predictions, spread).astype(np.float32)
 
-        for member_dir, member_path in zip(member_dirs, member_paths, strict=True):
-            if not member_path.is_file():
-                raise FileNotFoundError(f"{member_path}: no saved model for run {run_name!r}; train it first")
-            model, metadata = load_model(member_path)
-            members.append(model)
-            histories.append(read_history(member_dir))
-        scaler = TargetScaler.from_dict(metadata.get("target_scaler"))
-    history = histories[0]
-    train_seconds = time.perf_counter() - started
-
-    member_predictions = []
-    for model in members:
-        raw = predict_batched(
-            model,
-            inputs,
-            batch_size=PREDICT_BATCH_SIZE if legacy else 256,
-            permutations=config.train.test_time_permutations,
-            seed=seed,
-        )
-        member_predictions.append(scaler.inverse_transform(raw) if scaler is not None else raw)
-    stacked = np.stack(member_predictions).astype(np.float32)
-    predictions = stacked.mean(axis=0)
-    spread = stacked.std(axis=0) if n_members > 1 else None
-    raw_spread, calibration = spread, None
-    if spread is not None:  # scale and floor on σ, fitted on the validation split (s2p_utils.uncertainty)
-        calibration, calibration_info = _calibrate_spread(
-            targets[masks["val"]], predictions[masks["val"]], spread[masks["val"]], split=split
-        )
-        write_calibration(model_path, calibration, **calibration_info)
-        spread = calibration.apply(predictions, spread).astype(np.float32)
-
-    test, train_part = masks[evaluate_on], masks["train"]
-    grid = _grids_for(dataset, rows[test]) if dataset.grids is not None else dataset.grid
-    scores = metrics_module.spectrum_metrics(
-        targets[test],
-        predictions[test],
-        grid=grid,
-        kind=dataset.kind,
-        train_targets=targets[train_part],
-        grid_unit=dataset.grid_unit,
-    )
-    for name in ("train", "val"):
-        scores[f"{name}_mae"] = float(np.mean(np.abs(targets[masks[name]] - predictions[masks[name]])))
-    if spread is not None:
-        # active points (all but exact zeros with no spread) come from the raw spread: a floor is never 0
-        active_test = active_points(targets[test], predictions[test], raw_spread[test])
-        scores.update(
-            metrics_module.calibration(targets[test], predictions[test], spread[test], active=active_test)
-        )
-        raw = metrics_module.calibration(targets[test], predictions[test], raw_spread[test])
-        scores.update({f"raw_{key}": value for key, value in raw.items()})
-        scores["std_scale"], scores["std_floor"], scores["floor_margin"] = calibration
-        for k, member_prediction in enumerate(member_predictions):
-            scores[f"member{k}_mae"] = float(np.mean(np.abs(targets[test] - member_prediction[test])))
-    epochs_run = int(len(history))
-    best_epoch = None
-    if epochs_run and "val_loss" in history:
-        best_epoch = int(history["epoch"].iloc[int(np.argmin(history["val_loss"].to_numpy()))]) + 1
-    training_seconds = round(train_seconds, 1) if train else _previous_training_seconds(out_dir, run_name)
-    metrics_path = results.write_metrics(
-        run_name,
-        scores,
-        results_dir=out_dir,
-        preset=config.name,
-        dataset=dataset.name,
-        split=split,
-        split_sizes={name: int(len(idx)) for name, idx in parts.items()},
-        mode=mode,
-        seed=seed,
-        smoke=smoke,
-        epochs=epochs_run,
-        max_epochs=int(epochs),
-        best_val_epoch=best_epoch,
-        weights="best validation epoch" if mode == "fixed" else "last epoch",
-        members=n_members,
-        test_time_permutations=config.train.test_time_permutations,
-        member_epochs=[int(len(h)) for h in histories],
-        target_scaling=config.train.target_scaling,
-        batch_size=config.train.batch_size,
-        seconds=round(train_seconds, 1),
-        training_seconds=training_seconds,
-        trained=bool(train),
-        evaluated_on=evaluate_on,
-    )
-    ids = [str(dataset.ids[i]) for i in rows]
-    predictions_path = results.write_predictions(
-        run_name, ids, list(part_of), targets, predictions, results_dir=out_dir, std=spread
-    )
-
-    figures: dict[str, Path] = {}
-    test_rows = rows[test]
-    figures["quartiles"] = results.figure_path(run_name, "quartiles", out_dir)
-    _close(
-        plots.quartile_figure(
-            [str(dataset.ids[i]) for i in test_rows],
-            [str(dataset.formulas[i]) for i in test_rows],
-            grid,
+        test, train_part = masks[evaluate_on], masks["train"]
+        grid = _grids_for(dataset, rows[test]) if dataset.grids is not None else dataset.grid
+        scores = metrics_module.spectrum_metrics(
             targets[test],
             predictions[test],
-            std=None if spread is None else spread[test],
+            grid=grid,
+            kind=dataset.kind,
+            train_targets=targets[train_part],
             grid_unit=dataset.grid_unit,
-            seed=seed,
-            path=figures["quartiles"],
         )
-    )
-    if epochs_run:
-        figures["learning_curves"] = results.figure_path(run_name, "learning_curves", out_dir)
-        _close(plots.learning_curves(history, path=figures["learning_curves"], title=run_name))
-    if spread is not None:
-        from s2p_utils.uncertainty import coverage_curve
+        for name in ("train", "val"):
+            scores[f"{name}_mae"] = float(np.mean(np.abs(targets[masks[name]] - predictions[masks[name]])))
+        if spread is not None:
+            # active points (all but exact zeros with no spread) come from the raw spread: a floor is never 0
+            active_test = active_points(targets[test], predictions[test], raw_spread[test])
+            scores.update(
+                metrics_module.calibration(targets[test], predictions[test], spread[test], active=active_test)
+            )
+            raw = metrics_module.calibration(targets[test], predictions[test], raw_spread[test])
+            scores.update({f"raw_{key}": value for key, value in raw.items()})
+            scores["std_scale"], scores["std_floor"], scores["floor_margin"] = calibration
+            for k, member_prediction in enumerate(member_predictions):
+                scores[f"member{k}_mae"] = float(np.mean(np.abs(targets[test] - member_prediction[test])))
+        epochs_run = int(len(history))
+        best_epoch = None
+        if epochs_run and "val_loss" in history:
+            best_epoch = int(history["epoch"].iloc[int(np.argmin(history["val_loss"].to_numpy()))]) + 1
+        training_seconds = round(train_seconds, 1) if train else _previous_training_seconds(out_dir, run_name)
+        metrics_path = results.write_metrics(
+            run_name,
+            scores,
+            results_dir=out_dir,
+            preset=config.name,
+            dataset=dataset.name,
+            split=split,
+            split_sizes={name: int(len(idx)) for name, idx in parts.items()},
+            mode=mode,
+            seed=seed,
+            smoke=smoke,
+            epochs=epochs_run,
+            max_epochs=int(epochs),
+            best_val_epoch=best_epoch,
+            weights="best validation epoch" if mode == "fixed" else "last epoch",
+            members=n_members,
+            test_time_permutations=config.train.test_time_permutations,
+            member_epochs=[int(len(h)) for h in histories],
+            target_scaling=config.train.target_scaling,
+            batch_size=config.train.batch_size,
+            seconds=round(train_seconds, 1),
+            training_seconds=training_seconds,
+            trained=bool(train),
+            evaluated_on=evaluate_on,
+        )
+        ids = [str(dataset.ids[i]) for i in rows]
+        predictions_path = results.write_predictions(
+            run_name, ids, list(part_of), targets, predictions, results_dir=out_dir, std=spread
+        )
 
-        levels, observed_raw = coverage_curve(targets[test], predictions[test], raw_spread[test])
-        _, observed = coverage_curve(targets[test], predictions[test], spread[test], active=active_test)
-        figures["calibration"] = results.figure_path(run_name, "calibration", out_dir)
+        figures: dict[str, Path] = {}
+        test_rows = rows[test]
+        figures["quartiles"] = results.figure_path(run_name, "quartiles", out_dir)
         _close(
-            plots.calibration_curve(
-                levels,
-                {
-                    "member σ": observed_raw,
-                    _calibration_label(calibration): observed,
-                },
-                path=figures["calibration"],
-                title=f"{run_name}: {evaluate_on} set, active points",
+            plots.quartile_figure(
+                [str(dataset.ids[i]) for i in test_rows],
+                [str(dataset.formulas[i]) for i in test_rows],
+                grid,
+                targets[test],
+                predictions[test],
+                std=None if spread is None else spread[test],
+                grid_unit=dataset.grid_unit,
+                seed=seed,
+                path=figures["quartiles"],
             )
         )
-    if dataset.kind == "phdos" and dataset.grid_unit in ("cm^-1", "cm-1", "1/cm"):
-        cv_true = metrics_module.heat_capacity(grid, targets[test])
-        cv_pred = metrics_module.heat_capacity(grid, predictions[test])
-        figures["cv_parity"] = results.figure_path(run_name, "cv_parity", out_dir)
-        _close(plots.cv_parity(cv_true, cv_pred, path=figures["cv_parity"], title=run_name))
-    return RunResult(
-        run_name=run_name,
-        metrics=scores,
-        metrics_path=Path(metrics_path),
-        predictions_path=Path(predictions_path),
-        figures=figures,
-        model_path=model_path,
-        history=history,
-    )
+        if epochs_run:
+            figures["learning_curves"] = results.figure_path(run_name, "learning_curves", out_dir)
+            _close(plots.learning_curves(history, path=figures["learning_curves"], title=run_name))
+        if spread is not None:
+            from s2p_utils.uncertainty import coverage_curve
+
+            levels, observed_raw = coverage_curve(targets[test], predictions[test], raw_spread[test])
+            _, observed = coverage_curve(targets[test], predictions[test], spread[test], active=active_test)
+            figures["calibration"] = results.figure_path(run_name, "calibration", out_dir)
+            _close(
+                plots.calibration_curve(
+                    levels,
+                    {
+                        "member σ": observed_raw,
+                        _calibration_label(calibration): observed,
+                    },
+                    path=figures["calibration"],
+                    title=f"{run_name}: {evaluate_on} set, active points",
+                )
+            )
+        if dataset.kind == "phdos" and dataset.grid_unit in ("cm^-1", "cm-1", "1/cm"):
+            cv_true = metrics_module.heat_capacity(grid, targets[test])
+            cv_pred = metrics_module.heat_capacity(grid, predictions[test])
+            figures["cv_parity"] = results.figure_path(run_name, "cv_parity", out_dir)
+            _close(plots.cv_parity(cv_true, cv_pred, path=figures["cv_parity"], title=run_name))
+        return RunResult(
+            run_name=run_name,
+            metrics=scores,
+            metrics_path=Path(metrics_path),
+            predictions_path=Path(predictions_path),
+            figures=figures,
+            model_path=model_path,
+            history=history,
+        )
 
 
 def _previous_training_seconds(results_dir: Path, run_name: str) -> float | None:

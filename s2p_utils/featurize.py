@@ -84,7 +84,16 @@ import numpy as np
 from ase import Atoms
 from scipy.ndimage import gaussian_filter1d
 
-from s2p_utils.data.structures import MIN_DISTANCE, MIN_VOLUME, check_cell_arrays
+from s2p_utils.data.structures import (
+    MAX_CELL_ASPECT,
+    MIN_CELL_HEIGHT,
+    MIN_DENSITY,
+    MIN_DISTANCE,
+    MIN_VOLUME,
+    cell_aspect,
+    cell_heights,
+    check_cell_arrays,
+)
 
 __all__ = [
     "FEATURIZER_VERSION",
@@ -159,20 +168,30 @@ def _as_system(atoms: Any, source: str) -> System:
 
 
 def _check_systems(systems: Sequence[System], first_index: int) -> None:
-    """The cheap validity checks for a chunk at once; per-structure messages only on failure."""
+    """The cheap validity checks for a chunk at once; per-structure messages only on failure.
+
+    Run before every neighbour search: a degenerate cell must never reach vesin (see
+    :func:`s2p_utils.data.structures.check_cell_arrays`).
+    """
     if not systems:
         return
     sizes = np.array([len(s[0]) for s in systems])
     cells = np.stack([s[1] for s in systems])
     pbcs = np.stack([s[2] for s in systems])
     positions = np.concatenate([s[0] for s in systems]) if sizes.sum() else np.zeros((0, 3))
-    ok = (
-        sizes.min() > 0
-        and pbcs.all()
-        and np.isfinite(positions).all()
-        and np.isfinite(cells).all()
-        and (np.abs(np.linalg.det(cells)) > MIN_VOLUME).all()
-    )
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        volumes = np.abs(np.linalg.det(cells))
+        heights = cell_heights(cells)
+        ok = (
+            sizes.min() > 0
+            and pbcs.all()
+            and np.isfinite(positions).all()
+            and np.isfinite(cells).all()
+            and (volumes > MIN_VOLUME).all()
+            and (heights.min(axis=1) >= MIN_CELL_HEIGHT).all()
+            and (cell_aspect(heights) <= MAX_CELL_ASPECT).all()
+            and (sizes / volumes >= MIN_DENSITY).all()
+        )
     if not ok:
         for k, (pos, cell, pbc) in enumerate(systems):
             check_cell_arrays(pos, cell, pbc, f"structure {first_index + k}")

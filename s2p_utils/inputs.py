@@ -65,12 +65,16 @@ def model_inputs(
 
     Raises:
         ValueError: a structure above ``max_atoms`` with ``truncate="error"``, a missing or mis-shaped
-            grid, an unknown element with ``unknown="error"``.
+            grid, an unknown element with ``unknown="error"``, an atomic number outside 0…118, an
+            invalid cell (see :func:`s2p_utils.data.structures.check_cell_arrays`).
     """
+    from s2p_utils.data.structures import check_numbers
     from s2p_utils.featurize import featurize
     from s2p_utils.vocab import UNK_ID, element_tokens, pad_atoms
 
     structures = list(structures)
+    for index, atoms in enumerate(structures):
+        check_numbers(atoms.numbers, f"structure {index}")
     model = config.model
     if truncate == "error":
         for index, atoms in enumerate(structures):

@@ -29,6 +29,7 @@ import numpy as np
 
 from s2p_utils.config import PRESETS as PRESETS_BY_NAME
 from s2p_utils.config import ExperimentConfig, ModelConfig, get_preset
+from s2p_utils.paths import atomic_path
 
 __all__ = [
     "TokenMask",
@@ -206,13 +207,10 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict[str, 
         raise ValueError(
             f"{path}: the network has a free atom axis; give metadata['max_atoms'] (or a preset)"
         )
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-    sidecar = path.with_suffix(".json")
-    tmp_json = sidecar.with_name(sidecar.name + f".tmp{os.getpid()}")
-    tmp_json.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_json, sidecar)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
     return path
 
 
@@ -225,34 +223,55 @@ def load_model(path: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
 
     For a legacy Keras-2 ``.h5`` file the weights are mapped with
     :func:`s2p_utils.weights.load_authors_weights`; its metadata says ``legacy=True`` and, when the model
-    has a grid input, leaves ``grid`` to the caller (the authors' files do not store it).
+    has a grid input, leaves ``grid`` to the caller (the authors' files do not store it). A ``.keras`` file
+    is loaded with Keras' ``safe_mode=True`` (no Lambda layers or other code from the file).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: naming the file: a corrupt or unsafe ``.keras`` (e.g. a truncated zip), a ``.keras``
+            without its ``.json`` sidecar (the target scaler, grid and featurizer live there; without it
+            predictions would silently stay scaled), unreadable metadata, a malformed ``.h5``.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     if path.suffix in {".h5", ".hdf5"}:
-        from s2p_utils.weights import load_authors_weights
-
-        model = load_authors_weights(path)
-        meta = {
-            **DEFAULT_METADATA,
-            "legacy": True,
-            "max_atoms": int(model.get_layer("tokens").batch_shape[1]),
-        }
-        return model, meta
+        return _load_authors_model(path)
     if path.suffix != ".keras":
         raise ValueError(f"{path}: expected a .keras model (or an authors' legacy .h5)")
-    try:
-        model = keras.saving.load_model(path, compile=False, custom_objects={"TokenMask": TokenMask})
-    except (OSError, ValueError, KeyError) as error:
-        raise ValueError(f"{path}: not a readable .keras model ({error})") from error
     sidecar = path.with_suffix(".json")
-    meta = dict(DEFAULT_METADATA)
-    if sidecar.is_file():
-        try:
-            meta.update(json.loads(sidecar.read_text()))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{sidecar}: metadata is not valid JSON ({error})") from error
+    if not sidecar.is_file():
+        raise ValueError(
+            f"{path}: its metadata file {sidecar.name} is missing (it holds the target scaler, grid and "
+            "featurizer; without it predictions would be wrong). Keep the two files together, as "
+            "s2p_utils.model.save_model writes them"
+        )
+    try:
+        meta = {**DEFAULT_METADATA, **json.loads(sidecar.read_text(encoding="utf-8"))}
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:
+        raise ValueError(f"{sidecar}: metadata is not a valid JSON object ({error})") from error
+    try:
+        model = keras.saving.load_model(
+            path, compile=False, safe_mode=True, custom_objects={"TokenMask": TokenMask}
+        )
+    except Exception as error:  # a corrupt zip raises BadZipFile, EOFError, KeyError, OSError, ValueError...
+        raise ValueError(f"{path}: not a readable .keras model ({type(error).__name__}: {error})") from error
     if meta.get("max_atoms") is None:
         meta["max_atoms"] = int(model.get_layer("tokens").batch_shape[1])
+    return model, meta
+
+
+def _load_authors_model(path: Path) -> tuple[keras.Model, dict[str, Any]]:
+    """An authors' Keras-2 ``.h5`` (read with h5py, no code execution) and its metadata."""
+    from s2p_utils.weights import load_authors_weights
+
+    try:
+        model = load_authors_weights(path)
+    except Exception as error:  # malformed HDF5 content: KeyError, TypeError, IndexError, JSON errors...
+        if isinstance(error, ValueError) and str(path) in str(error):
+            raise  # already a message naming the file
+        raise ValueError(
+            f"{path}: not a readable authors' .h5 model ({type(error).__name__}: {error})"
+        ) from error
+    meta = {**DEFAULT_METADATA, "legacy": True, "max_atoms": int(model.get_layer("tokens").batch_shape[1])}
     return model, meta

@@ -12,15 +12,79 @@ agree without passing paths around:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
-def cache_dir(override: str | os.PathLike | None = None) -> Path:
-    """The download/feature cache directory (created on demand)."""
-    path = Path(override or os.environ.get("S2P_CACHE_DIR") or Path.home() / ".cache" / "s2p")
-    path = path.expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+def ensure_dir(path: Path, what: str) -> Path:
+    """Create the directory ``path`` (and parents) and return it.
+
+    Raises:
+        ValueError: ``path`` or one of its parents is a file (named, with ``what`` it was meant for).
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"{what} {path} is not a directory (a file of that name is in the way)") from None
     return path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """A temporary sibling of ``path`` to write to; moved onto ``path`` when the block succeeds.
+
+    The temporary file (``.<name>.tmp<pid><suffix>``, ``suffix`` default: ``path``'s own, which Keras needs
+    to pick the format) is deleted when the block raises or is interrupted (``KeyboardInterrupt``), so a
+    crash or Ctrl-C never leaves half-written or stray files behind.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix if suffix is None else suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone already after a successful replace
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if needed) for the block.
+
+    An advisory ``fcntl.flock`` lock: the operating system releases it when the holder exits or is killed,
+    so a lock file left by a dead process never blocks anyone. The file records the holder's pid for
+    the message. Without ``fcntl`` (Windows) the block runs unlocked.
+
+    Raises:
+        RuntimeError: another process holds the lock (``what`` names the resource in the message).
+    """
+    path = Path(path)
+    ensure_dir(path.parent, f"the folder of the lock for {what}")
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise RuntimeError(
+                    f"{what} is in use by {holder} (lock {path}); wait for it to finish or choose another name"
+                ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        yield
+
+
+def cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """The download/feature cache directory (created on demand; a file in the way is a ``ValueError``)."""
+    path = Path(override or os.environ.get("S2P_CACHE_DIR") or Path.home() / ".cache" / "s2p")
+    return ensure_dir(path.expanduser(), "the cache directory (S2P_CACHE_DIR)")
 
 
 def mirror_dir(override: str | os.PathLike | None = None) -> Path | None:
@@ -45,8 +109,7 @@ def results_dir(override: str | os.PathLike | None = None) -> Path:
     ``override``, else ``$S2P_RESULTS_DIR``, else ``./results`` (``../results`` when run from ``notebooks/``).
     """
     path = Path(override or os.environ.get("S2P_RESULTS_DIR") or _default_results()).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return ensure_dir(path, "the results directory (S2P_RESULTS_DIR or --results-dir)")
 
 
 def smoke_mode() -> bool:

@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,6 +62,8 @@ class PredictionResult:
             or ``None`` for one model.
         n_atoms: int ``(n,)`` atoms in each structure (before any truncation).
         timings: seconds spent ``read`` (files), ``featurize`` and ``model``.
+        calibrated: for an ensemble, whether ``std`` was calibrated (``False``: raw member spread, a
+            ``calibration.json`` was missing); ``None`` for one model.
     """
 
     ids: list[str]
@@ -70,6 +73,7 @@ class PredictionResult:
     std: np.ndarray | None
     n_atoms: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
+    calibrated: bool | None = None
 
     def grid_of(self, index: int) -> np.ndarray:
         """The grid of structure ``index``: float64 ``(n_out,)``."""
@@ -260,6 +264,7 @@ def load_predictor(
         if _fields(other_config.model) != _fields(config.model):
             raise ValueError(f"ensemble member {other.name!r} has different input/output shapes")
     if grid is not None:
+        _check_grid_override(grid, meta.get("grid"), config.model.grid_input)
         grid_array, unit = np.asarray(grid, dtype=np.float64), meta.get("grid_unit") or ""
     elif meta.get("grid") is not None:
         grid_array, unit = np.asarray(meta["grid"], dtype=np.float64), meta.get("grid_unit") or ""
@@ -271,7 +276,32 @@ def load_predictor(
         raise ValueError(
             f"grid has {grid_array.shape[-1]} points but the model predicts {config.model.n_out}"
         )
+    if len(models) > 1 and meta.get("calibration") is None:
+        warnings.warn(UNCALIBRATED, UserWarning, stacklevel=2)
     return LoadedModel(models=models, metadata=meta, config=config, grid=grid_array, grid_unit=unit)
+
+
+UNCALIBRATED = (
+    "this ensemble has no calibration.json: std is the raw spread between members, not calibrated on "
+    "validation data (typically several times too narrow)"
+)
+
+
+def _check_grid_override(grid: Any, stored: Any, grid_input: bool) -> None:
+    """A grid given for a model that does not take one may only restate the grid it was trained on.
+
+    Raises:
+        ValueError: the model has no grid input and ``grid`` differs from its stored grid (it would only
+            relabel the outputs, e.g. −10…10 eV on a 0…1000 cm⁻¹ phonon prediction).
+    """
+    if grid_input or stored is None:
+        return
+    given, saved = np.asarray(grid, dtype=np.float64), np.asarray(stored, dtype=np.float64)
+    if given.shape != saved.shape or not np.allclose(given, saved):
+        raise ValueError(
+            "this model predicts on the fixed grid it was trained on and takes no grid input; a grid "
+            "(--grid) applies only to grid-input models"
+        )
 
 
 def _structure_id(atoms: Any, index: int) -> str:
@@ -353,6 +383,8 @@ def run_model(
         :class:`s2p_utils.uncertainty.Calibration`, read from the ensemble's ``calibration.json``;
         uncalibrated when absent or ``None``), or ``None`` for a single model.
     """
+    if int(batch_size) < 1:
+        raise ValueError(f"batch size must be a positive integer, got {batch_size}")
     n = len(next(iter(inputs.values())))
     if n == 0:
         empty = np.zeros((0, loaded.n_out), dtype=np.float32)
@@ -471,6 +503,7 @@ def predict(
         std=std,
         n_atoms=np.array([len(a) for a in atoms_list], dtype=np.int64),
         timings=timings,
+        calibrated=loaded.metadata.get("calibration") is not None if ensemble else None,
     )
 
 
@@ -482,8 +515,18 @@ def _file_id(path: str | os.PathLike) -> str:
 
 
 def _reason(path: str, error: Exception) -> str:
-    message = str(error)
+    """``"FILE: reason"`` for a skipped file; errors other than ValueError keep their type name."""
+    message = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
     return message if message.startswith(str(path)) else f"{path}: {message}"
+
+
+def _unknown_elements(atoms: Any) -> list[str]:
+    """Symbols of ``atoms`` outside the 94-token vocabulary (fed to the network as ``[UNK]``), sorted."""
+    from s2p_utils.vocab import UNK_ID, element_tokens
+
+    symbols = atoms.get_chemical_symbols()
+    tokens = element_tokens(symbols, unknown="unk")
+    return sorted({symbol for symbol, token in zip(symbols, tokens, strict=True) if token == UNK_ID})
 
 
 def _write_csv(path: Path, rows: list[list[str]], header: list[str]) -> Path:
@@ -498,28 +541,20 @@ def _write_csv(path: Path, rows: list[list[str]], header: list[str]) -> Path:
     return _atomic_write_text(path, buffer.getvalue())
 
 
-def cmd_predict(args: Any) -> int:
-    """``s2p predict MODEL FILES... --out predictions.csv [--truncate] [--batch-size N] [--grid G]``.
+def _read_files(
+    files: Sequence[str], loaded: LoadedModel, truncate: bool, failures: list[str]
+) -> list[tuple[str, Any]]:
+    """Read and validate each file on its own: ``(file, atoms)`` of the usable ones, in order.
 
-    Reads each file on its own; a file that cannot be read, is not a valid structure, has more atoms than
-    the model's ``max_atoms`` (without ``--truncate``) or cannot be featurised is reported on stderr as
-    ``FILE: reason`` and skipped. Writes the others to ``--out`` (columns ``id,file,grid,prediction`` and
-    ``std`` for an ensemble). Returns 1 when any file failed, else 0.
+    A file that cannot be read, is not a valid crystal, or has more atoms than ``max_atoms`` (without
+    ``truncate``) adds ``"FILE: reason"`` to ``failures``; no error of one file stops the others.
     """
     from tqdm.auto import tqdm
 
     from s2p_utils.data.structures import read_structure
-    from s2p_utils.results import spectrum_to_json
 
-    loaded = load_predictor(args.model, grid=parse_grid(getattr(args, "grid", None)))
-    if loaded.grid is None:
-        raise ValueError(
-            f"{args.model}: the model takes the grid as input and stores none; pass --grid START:STOP:N"
-        )
-    truncate = bool(getattr(args, "truncate", False))
-    failures: list[str] = []
     good: list[tuple[str, Any]] = []
-    for file in tqdm(args.files, desc="reading", unit="file", disable=len(args.files) < 50):
+    for file in tqdm(files, desc="reading", unit="file", disable=len(files) < 50):
         try:
             atoms = read_structure(file)
             if not truncate and len(atoms) > loaded.max_atoms:
@@ -527,43 +562,111 @@ def cmd_predict(args: Any) -> int:
                     f"{len(atoms)} atoms exceed the model's max_atoms={loaded.max_atoms} (use --truncate)"
                 )
             good.append((file, atoms))
-        except ValueError as error:
+        except Exception as error:  # one bad file must never lose the batch
             failures.append(_reason(file, error))
+    return good
 
-    mean_rows: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
-    batch_size = int(getattr(args, "batch_size", 64) or 64)
+
+def _predict_chunks(
+    loaded: LoadedModel, good: list[tuple[str, Any]], truncate: bool, batch_size: int, failures: list[str]
+) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
+    """Spectra of ``good`` (index → ``(mean, std)`` float32 ``(n_out,)``), chunk by chunk.
+
+    A chunk that fails to featurise is retried one structure at a time, and the culprits are added to
+    ``failures`` as ``"FILE: reason"``.
+    """
+    rows: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     for start in range(0, len(good), CHUNK_SIZE):
         chunk = list(range(start, min(start + CHUNK_SIZE, len(good))))
         try:
             inputs = structure_inputs(loaded, [good[i][1] for i in chunk], truncate=truncate)
             usable = chunk
-        except ValueError:
+        except Exception:
             usable, parts = [], []  # find the culprit(s) one structure at a time
             for i in chunk:
                 try:
                     parts.append(structure_inputs(loaded, [good[i][1]], truncate=truncate))
                     usable.append(i)
-                except ValueError as error:
+                except Exception as error:
                     failures.append(_reason(good[i][0], error))
             inputs = {key: np.concatenate([p[key] for p in parts]) for key in (parts[0] if parts else {})}
         if not usable:
             continue
         mean, std = run_model(loaded, inputs, batch_size=batch_size)
         for row, i in enumerate(usable):
-            mean_rows[i] = (mean[row], None if std is None else std[row])
+            rows[i] = (mean[row], None if std is None else std[row])
+    return rows
+
+
+def _check_out(out: Path) -> Path:
+    """``--out`` must name a file: refuse a directory before any work is done."""
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory; give the path of the CSV file to write")
+    return out
+
+
+def cmd_predict(args: Any) -> int:
+    """``s2p predict MODEL FILES... --out predictions.csv [--truncate] [--batch-size N] [--grid G]``.
+
+    Reads each file on its own; a file that cannot be read, is not a valid structure, has more atoms than
+    the model's ``max_atoms`` (without ``--truncate``) or cannot be featurised is reported on stderr as
+    ``FILE: reason`` and skipped. Writes the others to ``--out``: columns ``id,file,grid,prediction``,
+    for an ensemble ``std`` and ``std_calibrated`` (``false`` when the folder has no ``calibration.json``:
+    σ is then the raw member spread, with a warning), then ``unknown_elements`` (elements fed as
+    ``[UNK]``, named on stderr too) and ``truncated_from`` (the atom count of a structure cut to
+    ``max_atoms`` by ``--truncate``). Returns 1 when any file failed, else 0. When no file gives a
+    prediction, ``--out`` is left untouched (an existing file is never replaced by an empty one).
+    """
+    from s2p_utils.results import spectrum_to_json
+
+    out = _check_out(Path(args.out))
+    batch_size = int(getattr(args, "batch_size", 64) or 64)
+    loaded = load_predictor(args.model)
+    grid = parse_grid(getattr(args, "grid", None))
+    if grid is not None:
+        if not loaded.grid_input:
+            raise ValueError(
+                f"{args.model}: --grid applies only to models that take the grid as input; this one predicts "
+                "on the fixed grid it was trained on (written in the grid column)"
+            )
+        loaded = load_predictor(loaded, grid=grid)
+    if loaded.grid is None:
+        raise ValueError(
+            f"{args.model}: the model takes the grid as input and stores none; pass --grid START:STOP:N"
+        )
+    truncate = bool(getattr(args, "truncate", False))
+    failures: list[str] = []
+    good = _read_files(args.files, loaded, truncate, failures)
+    with warnings.catch_warnings():  # named per file below instead
+        warnings.filterwarnings("ignore", message=".*outside the 94-token vocabulary")
+        mean_rows = _predict_chunks(loaded, good, truncate, batch_size, failures)
 
     ensemble = len(loaded.models) > 1
-    header = ["id", "file", "grid", "prediction"] + (["std"] if ensemble else [])
+    calibrated = loaded.metadata.get("calibration") is not None
+    header = ["id", "file", "grid", "prediction"] + (["std", "std_calibrated"] if ensemble else [])
+    header += ["unknown_elements", "truncated_from"]
     grid_text = json.dumps([float(x) for x in loaded.grid])
-    rows = []
-    for i, (file, _) in enumerate(good):
+    rows, notes = [], []
+    for i, (file, atoms) in enumerate(good):
         if i not in mean_rows:
             continue
         mean, std = mean_rows[i]
+        unknown = _unknown_elements(atoms)
+        if unknown:
+            notes.append(f"{file}: element(s) {' '.join(unknown)} outside the vocabulary, predicted as [UNK]")
         row = [_file_id(file), str(file), grid_text, spectrum_to_json(mean)]
-        rows.append(row + ([spectrum_to_json(std)] if ensemble else []))
-    out = _write_csv(Path(args.out), rows, header)
+        row += [spectrum_to_json(std), str(calibrated).lower()] if ensemble else []
+        row += [" ".join(unknown), str(len(atoms)) if len(atoms) > loaded.max_atoms else ""]
+        rows.append(row)
     for message in failures:
         print(f"s2p predict: skipped {message}", file=sys.stderr)
+    for message in notes:
+        print(f"s2p predict: warning: {message} (column unknown_elements)", file=sys.stderr)
+    if ensemble and not calibrated:
+        print(f"s2p predict: warning: {args.model}: {UNCALIBRATED} (column std_calibrated)", file=sys.stderr)
+    if not rows:
+        print(f"s2p predict: no prediction written; {out} left unchanged", file=sys.stderr)
+        return 1
+    _write_csv(out, rows, header)
     print(f"wrote {len(rows)} prediction(s) to {out}; {len(failures)} file(s) failed", file=sys.stderr)
     return 1 if failures else 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from s2p_utils.config import TrainConfig
+from s2p_utils.paths import atomic_path
 
 __all__ = [
     "learning_rate",
@@ -40,6 +42,7 @@ __all__ = [
     "smooth_targets",
     "LOSSES",
     "MODES",
+    "check_epochs",
 ]
 
 MODES = ("legacy", "fixed")
@@ -213,13 +216,11 @@ def _make_callbacks(
             val = (logs or {}).get("val_loss")
             if val is not None and np.isfinite(val) and (self.best_val is None or val < self.best_val):
                 self.best_val, self.best_val_epoch = float(val), epoch
-                tmp_best = run_dir / f".best.tmp{os.getpid()}.weights.h5"
-                self.model.save_weights(tmp_best)
-                os.replace(tmp_best, run_dir / BEST_FILE)
+                with atomic_path(run_dir / BEST_FILE, suffix=".weights.h5") as tmp:
+                    self.model.save_weights(tmp)
             checkpoint = run_dir / f"epoch_{epoch + 1:04d}.keras"
-            tmp = run_dir / f".epoch_{epoch + 1:04d}.tmp.keras"
-            self.model.save(tmp)
-            os.replace(tmp, checkpoint)
+            with atomic_path(checkpoint) as tmp:
+                self.model.save(tmp)
             previous = _read_state(run_dir)
             best = self.stopper.best
             _write_state(
@@ -271,17 +272,41 @@ def _make_callbacks(
 
 
 def _read_state(run_dir: Path) -> dict[str, Any] | None:
+    """The resume state of ``run_dir``; ``None`` when there is none or it is unusable.
+
+    An unreadable ``state.json`` or one naming a checkpoint that is gone (left by a crashed or
+    concurrent run) is reported with a warning and the run starts afresh instead of failing forever.
+    """
     path = run_dir / STATE_FILE
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        state = json.loads(path.read_text())
+        usable = isinstance(state, dict) and (run_dir / str(state["checkpoint"])).is_file()
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError) as error:
+        usable, state = False, error
+    if not usable:
+        warnings.warn(
+            f"{path}: unusable resume state ({state!r:.200}); training {run_dir.name} from scratch",
+            UserWarning,
+            stacklevel=3,
+        )
+        for stale in (path, run_dir / LOG_FILE, run_dir / BEST_FILE):
+            stale.unlink(missing_ok=True)
+        return None
+    return state
 
 
 def _write_state(run_dir: Path, state: dict[str, Any]) -> None:
-    path = run_dir / STATE_FILE
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, path)
+    with atomic_path(run_dir / STATE_FILE) as tmp:
+        tmp.write_text(json.dumps(state, indent=1))
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete ``.*.tmp*`` files a killed run left in ``run_dir`` (safe: the caller holds the run lock)."""
+    for stale in run_dir.glob(".*.tmp*"):
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
 
 
 def _trim_log(run_dir: Path, last_epoch: int) -> None:
@@ -434,8 +459,10 @@ def train_model(
         max_epochs = (
             getattr(config, "legacy_epochs", config.max_epochs) if mode == "legacy" else config.max_epochs
         )
+    check_epochs(max_epochs)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(run_dir)
     train_inputs = {k: np.asarray(v) for k, v in train_inputs.items()}
     val_inputs = {k: np.asarray(v) for k, v in val_inputs.items()}
     train_targets = np.asarray(train_targets, dtype=np.float32)
@@ -476,6 +503,17 @@ def train_model(
     if mode == "fixed" and (run_dir / BEST_FILE).is_file():
         model.load_weights(run_dir / BEST_FILE)
     return read_history(run_dir)
+
+
+def check_epochs(epochs: Any) -> int:
+    """``epochs`` as a positive int; 0 or fewer would save an untrained model labelled as trained.
+
+    Raises:
+        ValueError: not an integer ≥ 1.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
+        raise ValueError(f"the number of epochs must be a whole number ≥ 1, got {epochs!r}")
+    return int(epochs)
 
 
 def read_history(run_dir: str | os.PathLike) -> pd.DataFrame:

@@ -43,16 +43,20 @@ def _tiny_model(seed: int):
     return model
 
 
-@pytest.fixture(scope="module")
-def saved_models(tmp_path_factory):
+def make_saved_models(folder):
+    """``(folder/tiny.keras, folder/ensemble)``: one tiny model and a two-member ensemble (no calibration)."""
     from s2p_utils.model import save_model
 
-    folder = tmp_path_factory.mktemp("models")
     single = save_model(_tiny_model(1), folder / "tiny.keras", METADATA)
     ensemble = folder / "ensemble"
     for seed in (2, 3):
         save_model(_tiny_model(seed), ensemble / f"member{seed}.keras", {**METADATA, "members": 2})
     return single, ensemble
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    return make_saved_models(tmp_path_factory.mktemp("models"))
 
 
 def _crystals():
@@ -188,10 +192,24 @@ def test_cli_predict_ensemble_writes_std(saved_models, structure_files, tmp_path
     from s2p_utils.cli import main
 
     out = tmp_path / "ens.csv"
-    assert main(["predict", str(saved_models[1]), *map(str, structure_files["good"]), "--out", str(out)]) == 0
+    with pytest.warns(UserWarning, match="no calibration.json"):
+        status = main(
+            ["predict", str(saved_models[1]), *map(str, structure_files["good"]), "--out", str(out)]
+        )
+    assert status == 0
     with out.open() as stream:
         rows = list(csv.DictReader(stream))
-    assert set(rows[0]) == {"id", "file", "grid", "prediction", "std"}
+    assert list(rows[0]) == [
+        "id",
+        "file",
+        "grid",
+        "prediction",
+        "std",
+        "std_calibrated",
+        "unknown_elements",
+        "truncated_from",
+    ]
+    assert rows[0]["std_calibrated"] == "false"
     assert all(value >= 0 for value in json.loads(rows[0]["std"]))
 
 

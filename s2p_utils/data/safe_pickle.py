@@ -48,6 +48,46 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 )
 
 
+MAX_ARRAY_ELEMENTS = 10**8
+"""Largest array (elements) a pickle may declare: shapes are checked before numpy allocates anything."""
+
+_ARRAY_BUILDERS = {"_reconstruct", "_frombuffer"}
+
+
+def _checked_shape(shape: Any) -> None:
+    """Refuse a declared array shape that is not a tuple of ints ≥ 0 or exceeds :data:`MAX_ARRAY_ELEMENTS`."""
+    dims = shape if isinstance(shape, tuple | list) else (shape,)
+    if not all(isinstance(d, int) and d >= 0 for d in dims):
+        raise pickle.UnpicklingError(f"array shape {shape!r} is not a tuple of non-negative ints")
+    total = 1
+    for d in dims:
+        total *= d
+    if total > MAX_ARRAY_ELEMENTS:
+        raise pickle.UnpicklingError(
+            f"array of shape {tuple(dims)} declares {total} elements, more than {MAX_ARRAY_ELEMENTS}"
+        )
+
+
+def _reconstruct(function: Any) -> Any:
+    """numpy's ``_reconstruct(subtype, shape, dtype)`` with the shape checked first."""
+
+    def checked(subtype: Any, shape: Any, dtype: Any) -> Any:
+        _checked_shape(shape)
+        return function(subtype, shape, dtype)
+
+    return checked
+
+
+def _frombuffer(function: Any) -> Any:
+    """numpy's ``_frombuffer(buffer, dtype, shape, order)`` with the shape checked first."""
+
+    def checked(buffer: Any, dtype: Any, shape: Any, order: Any) -> Any:
+        _checked_shape(shape)
+        return function(buffer, dtype, shape, order)
+
+    return checked
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, handle: io.BufferedIOBase, source: str) -> None:
         super().__init__(handle)
@@ -56,24 +96,41 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"forbidden global {module}.{name}")
+        function = None
         if module.startswith("numpy.core."):
             # numpy >= 2 moved numpy.core to numpy._core (numpy.core still imports, with a warning)
             try:
-                return getattr(importlib.import_module("numpy._core." + module.split(".", 2)[2]), name)
+                function = getattr(importlib.import_module("numpy._core." + module.split(".", 2)[2]), name)
             except ImportError:
                 pass
-        return getattr(importlib.import_module(module), name)
+        if function is None:
+            function = getattr(importlib.import_module(module), name)
+        if name in _ARRAY_BUILDERS:
+            return _reconstruct(function) if name == "_reconstruct" else _frombuffer(function)
+        return function
 
 
 def safe_loads(data: bytes, source: str = "<bytes>") -> Any:
     """Unpickle ``data`` allowing only builtin containers/scalars and numpy arrays/scalars.
 
+    Arrays may declare at most :data:`MAX_ARRAY_ELEMENTS` elements (checked before any allocation).
+
     Raises:
-        ValueError: naming ``source`` when the pickle references any other global or is malformed.
+        ValueError: naming ``source`` when the pickle references any other global, declares too large an
+            array or is malformed.
     """
     try:
         return _RestrictedUnpickler(io.BytesIO(data), source).load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError) as error:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        TypeError,
+        ValueError,  # numpy: "buffer size does not match array size" for a lying shape
+        MemoryError,
+    ) as error:
         raise ValueError(f"{source}: refused or unreadable pickle ({error})") from error
 
 

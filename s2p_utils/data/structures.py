@@ -12,8 +12,17 @@ that names the source and the reason:
 - no atoms;
 - a cell that is not periodic in all three directions, or has (near) zero volume;
 - NaN or infinite coordinates or cell vectors;
+- a cell so thin or so elongated that the neighbour search would need an absurd number of periodic
+  images or cells (a height below :data:`MIN_CELL_HEIGHT`, or heights differing by more than
+  :data:`MAX_CELL_ASPECT` ×; such cells crashed the neighbour list with a floating-point exception);
+- fewer than :data:`MIN_DENSITY` atoms per Å³ (an isolated molecule in a box, not a crystal: the
+  density-normalised PDF would reach 10²² there);
+- atomic numbers outside 0…118 (0 is ASE's dummy atom ``X``, kept and fed as ``[UNK]``);
+- partially occupied or mixed sites and vacancies (:func:`check_ordered`, the same rule for every format);
 - two atoms (or an atom and a periodic image, of itself or another atom) closer than
   :data:`MIN_DISTANCE` (0.5 Å).
+
+:func:`read_structure` also refuses files (or ``.gz`` contents) larger than :data:`MAX_STRUCTURE_BYTES`.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import gzip
 import json
 import os
 import re
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +48,14 @@ __all__ = [
     "atoms_from_pymatgen_dict",
     "check_cell_arrays",
     "check_min_distance",
+    "check_ordered",
+    "check_numbers",
+    "cell_heights",
+    "cell_aspect",
+    "MIN_CELL_HEIGHT",
+    "MAX_CELL_ASPECT",
+    "MIN_DENSITY",
+    "MAX_STRUCTURE_BYTES",
 ]
 
 MIN_DISTANCE = 0.5
@@ -45,6 +63,24 @@ MIN_DISTANCE = 0.5
 
 MIN_VOLUME = 1e-6
 """Smallest allowed cell volume in Å³."""
+
+MIN_CELL_HEIGHT = 0.05
+"""Smallest allowed distance between opposite cell faces, in Å. A skewed (unreduced) setting of a valid
+crystal can be thin; below this the neighbour search would need thousands of periodic images."""
+
+MAX_CELL_ASPECT = 100.0
+"""Largest allowed ratio of the tallest to the thinnest cell height, heights below :data:`MIN_DISTANCE`
+counted as :data:`MIN_DISTANCE` (the neighbour search's smallest cutoff). At most 25 among the 3953
+Materials Project cells of the mirror; vesin 0.6 dies with SIGFPE on cells of aspect ≳ 10⁵ (1 Cu in
+0.6 × 0.6 × 1e6 Å), killing the whole process."""
+
+MIN_DENSITY = 1e-3
+"""Fewest atoms per Å³ (0.0096 at least among the 3953 Materials Project cells, 0.018 in e3nn_phdos)."""
+
+MAX_STRUCTURE_BYTES = 64 * 2**20
+"""Largest structure file, or decompressed ``.gz`` content, :func:`read_structure` reads (64 MiB)."""
+
+_OCCUPANCY_TOLERANCE = 1e-3
 
 _SYMBOL = re.compile(r"^\s*([A-Z][a-z]?)")
 
@@ -73,11 +109,106 @@ def check_cell_arrays(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, 
         raise ValueError(f"{source}: NaN or infinite coordinates (atom {bad})")
     if not np.isfinite(cell).all():
         raise ValueError(f"{source}: NaN or infinite cell vectors")
-    volume = abs(float(np.linalg.det(cell)))
+    with np.errstate(over="ignore", invalid="ignore"):  # absurd cells are refused below, quietly
+        volume = abs(float(np.linalg.det(cell)))
+        heights = cell_heights(cell)
     if not volume > MIN_VOLUME:
         raise ValueError(
             f"{source}: the cell has zero volume ({volume:.3g} Å³); a 3-D periodic cell is required"
         )
+    if heights.min() < MIN_CELL_HEIGHT:
+        raise ValueError(
+            f"{source}: the cell is {heights.min():.3g} Å thin between two faces (less than {MIN_CELL_HEIGHT} Å); "
+            "the neighbour search would need too many periodic images (Niggli-reduce a skewed cell first)"
+        )
+    if cell_aspect(heights) > MAX_CELL_ASPECT:
+        raise ValueError(
+            f"{source}: the cell is too elongated (heights {heights.min():.3g} to {heights.max():.3g} Å, more "
+            f"than {MAX_CELL_ASPECT:g}× apart); not a bulk crystal cell"
+        )
+    density = positions.shape[0] / volume
+    if density < MIN_DENSITY:
+        raise ValueError(
+            f"{source}: {density:.3g} atoms per Å³ is below {MIN_DENSITY:g} (a mostly empty box, not a "
+            "crystal); its density-normalised PDF would be meaningless"
+        )
+
+
+def cell_heights(cell: np.ndarray) -> np.ndarray:
+    """Distances between opposite faces of the cell(s): float64 ``(..., 3)`` in Å.
+
+    Args:
+        cell: float ``(..., 3, 3)``, rows are the lattice vectors in Å.
+
+    Height ``i`` is ``|det(cell)| / |a_j × a_k|``, the spacing of the lattice planes spanned by the other
+    two vectors; a periodic image search to radius ``r`` needs about ``r / h_i`` images along ``a_i``.
+    """
+    cell = np.asarray(cell, dtype=np.float64)
+    volume = np.abs(np.linalg.det(cell))[..., None]
+    faces = np.cross(np.roll(cell, -1, axis=-2), np.roll(cell, -2, axis=-2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return volume / np.linalg.norm(faces, axis=-1)
+
+
+def cell_aspect(heights: np.ndarray) -> np.ndarray:
+    """Tallest over thinnest cell height, heights below :data:`MIN_DISTANCE` counted as it: ``(...)``.
+
+    Args:
+        heights: float ``(..., 3)`` in Å, from :func:`cell_heights`.
+    """
+    clipped = np.maximum(heights, MIN_DISTANCE)
+    return clipped.max(axis=-1) / clipped.min(axis=-1)
+
+
+def check_numbers(numbers: np.ndarray, source: str) -> None:
+    """Raise a :class:`ValueError` for atomic numbers outside 0…118 (0 is ASE's dummy atom ``X``)."""
+    numbers = np.asarray(numbers)
+    bad = (numbers < 0) | (numbers > 118)
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{source}: atom {index} has atomic number {int(numbers[index])}; elements have Z = 1…118"
+        )
+
+
+def check_ordered(atoms: Atoms, source: str) -> None:
+    """Refuse partial occupancy, mixed sites and vacancies: only ordered crystals are supported.
+
+    ASE's CIF and extxyz readers keep the site occupancies in ``atoms.info["occupancy"]`` (site tag →
+    ``{symbol: fraction}``) and silently keep one species per site; per-atom ``occupancy`` arrays are
+    checked too. The pymatgen-JSON reader applies the same rule (:func:`atoms_from_pymatgen_dict`).
+
+    Raises:
+        ValueError: a site with more than one species or a fraction other than 1.
+    """
+    occupancy = atoms.info.get("occupancy") if isinstance(atoms.info, Mapping) else None
+    if isinstance(occupancy, Mapping):
+        for site, fractions in occupancy.items():
+            if isinstance(fractions, Mapping):
+                _check_site(dict(fractions), str(site), source)
+    per_atom = atoms.arrays.get("occupancy")
+    if per_atom is not None:
+        for index, fraction in enumerate(np.ravel(per_atom)):
+            _check_site({atoms[index].symbol: fraction}, str(index), source)
+
+
+def _check_site(fractions: dict[str, Any], site: str, source: str) -> None:
+    """One site's ``{symbol: occupancy}``: exactly one species, fully occupied."""
+    try:
+        values = {str(k): float(v) for k, v in fractions.items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"{source}: site {site} has unreadable occupancies {fractions!r}") from None
+    if len(values) > 1:
+        raise ValueError(
+            f"{source}: site {site} is disordered ({', '.join(f'{k} {v:g}' for k, v in values.items())}); "
+            "only ordered structures are supported"
+        )
+    for symbol, value in values.items():
+        if abs(value - 1.0) > _OCCUPANCY_TOLERANCE:
+            raise ValueError(
+                f"{source}: site {site} ({symbol}) has occupancy {value:g} (a vacancy or partial occupancy); "
+                "only ordered structures are supported"
+            )
 
 
 def validate_structure(atoms: Atoms, source: str = "<atoms>") -> Atoms:
@@ -91,8 +222,9 @@ def validate_structure(atoms: Atoms, source: str = "<atoms>") -> Atoms:
         ``atoms`` itself.
 
     Raises:
-        ValueError: no atoms; not periodic in all three directions; zero-volume cell; NaN/inf
-            coordinates; two atoms (periodic images included) closer than :data:`MIN_DISTANCE` Å.
+        ValueError: no atoms; not periodic in all three directions; zero-volume, too thin or too
+            elongated cell; too low a density; NaN/inf coordinates; atomic numbers outside 0…118; partial
+            occupancy; two atoms (periodic images included) closer than :data:`MIN_DISTANCE` Å.
     """
     if not isinstance(atoms, Atoms):
         raise ValueError(f"{source}: expected an ase.Atoms object, got {type(atoms).__name__}")
@@ -100,6 +232,8 @@ def validate_structure(atoms: Atoms, source: str = "<atoms>") -> Atoms:
     cell = np.asarray(atoms.cell.array, dtype=np.float64)
     pbc = np.asarray(atoms.pbc, dtype=bool)
     check_cell_arrays(positions, cell, pbc, source)
+    check_numbers(atoms.numbers, source)
+    check_ordered(atoms, source)
     check_min_distance(positions, cell, pbc, source)
     return atoms
 
@@ -123,10 +257,8 @@ def check_min_distance(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray,
 def _element_of_site(site: Mapping[str, Any], index: int, source: str) -> str:
     species = site.get("species")
     if isinstance(species, list) and species:
-        if len(species) > 1:
-            raise ValueError(
-                f"{source}: site {index} is disordered ({len(species)} species); only ordered structures are supported"
-            )
+        if all(isinstance(entry, Mapping) for entry in species):
+            _check_site({str(e.get("element")): e.get("occu", 1.0) for e in species}, str(index), source)
         element = species[0].get("element") if isinstance(species[0], Mapping) else None
         if isinstance(element, str):
             match = _SYMBOL.match(element)
@@ -150,7 +282,8 @@ def atoms_from_pymatgen_dict(structure: Mapping[str, Any], source: str = "<dict>
     stripped (``"Fe2+"``, ``"Fe1"`` → ``Fe``).
 
     Raises:
-        ValueError: missing keys, disordered sites, unknown elements.
+        ValueError: missing keys, disordered or partially occupied sites (the rule of
+            :func:`check_ordered`), unknown elements.
     """
     try:
         lattice = structure["lattice"]
@@ -223,10 +356,8 @@ def read_structure(path: str | os.PathLike) -> Atoms:
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     try:
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError) as error:
+        raw = _read_limited(path)
+    except (OSError, EOFError, zlib.error) as error:
         raise ValueError(f"{path}: unreadable file ({type(error).__name__}: {error})") from None
     if not raw.strip():
         raise ValueError(f"{path}: empty file")
@@ -242,6 +373,26 @@ def read_structure(path: str | os.PathLike) -> Atoms:
     if atoms is None:
         atoms = _read_with_ase(path)
     return validate_structure(atoms, str(path))
+
+
+def _read_limited(path: Path) -> bytes:
+    """The bytes of ``path`` (decompressed for ``.gz``), at most :data:`MAX_STRUCTURE_BYTES` of them.
+
+    Raises:
+        ValueError: the file, or its decompressed content, is larger than the limit (a ``.gz`` is
+            decompressed in a stream and abandoned as soon as it passes the limit).
+    """
+    limit = MAX_STRUCTURE_BYTES
+    with open(path, "rb") as raw_handle:
+        handle = gzip.GzipFile(fileobj=raw_handle) if path.suffix == ".gz" else raw_handle
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        what = "decompresses to" if path.suffix == ".gz" else "holds"
+        raise ValueError(
+            f"{path}: {what} more than {limit} bytes ({limit / 2**20:.3g} MiB); too large for one crystal "
+            "structure (refused)"
+        )
+    return data
 
 
 def _read_with_ase(path: Path) -> Atoms:
