@@ -38,10 +38,12 @@ lock: ## Re-resolve the newest versions pyproject.toml allows in a scratch venv 
 	"$$tmp/venv/bin/python" -m pip install --quiet --upgrade pip; \
 	"$$tmp/venv/bin/python" -m pip install --quiet '.[$(EXTRAS)]'; \
 	{ echo "# Versions resolved and tested for struct2prop[$(EXTRAS)]: written by \`make lock\`, do not edit."; \
-	  echo "# $$("$$tmp/venv/bin/python" -c 'import platform; print("Python", platform.python_version(), platform.system(), platform.machine())'), $$(date -u +%Y-%m-%d)"; \
+	  "$$tmp/venv/bin/python" -c 'import platform; print("# Python", platform.python_version(), platform.system(), platform.machine())'; \
 	  "$$tmp/venv/bin/python" -m pip freeze --all --exclude struct2prop --exclude setuptools --exclude wheel; \
-	} > constraints.txt
-	@echo "constraints.txt rewritten; run make test (it reinstalls .venv from the new pins) and commit it if green"
+	} > "$$tmp/constraints.txt"; \
+	if cmp -s "$$tmp/constraints.txt" constraints.txt; then echo "constraints.txt unchanged"; \
+	else mv "$$tmp/constraints.txt" constraints.txt; \
+	  echo "constraints.txt rewritten: run make test (it reinstalls .venv from the new pins), commit it if green"; fi
 
 test: test-lib test-notebooks ## Run the unit tests and execute every notebook with nbval (smoke mode)
 
