@@ -109,7 +109,7 @@ def test_environment_yml_matches_pyproject():
         ("env", "  - pip:\n", "  - rich>=13\n  - pip:\n", "rich: in environment.yml only"),
         ("env", "      - -e .\n", "", "does not install the package"),
         ("env", "python=3.11", "python=3.9", "outside requires-python"),
-        ("pyproject", '"keras>=3.3"', '"keras>=3.4"', "keras: environment.yml >=3.3, pyproject.toml >=3.4"),
+        ("pyproject", '"pooch>=1.8"', '"pooch>=1.9"', "pooch: environment.yml >=1.8, pyproject.toml >=1.9"),
         ("pyproject", '"h5py>=3.10",', '"h5py>=3.10", "rich>=13",', "rich: missing from environment.yml"),
     ],
 )
