@@ -9,7 +9,9 @@ Each ``key=value`` overrides a field of the preset's ``ModelConfig``, ``TrainCon
     S2P_DATA_MIRROR=../shared/dos_datasets .venv/bin/python benchmarks/levers.py smooth1 target_smoothing=1.0
 
 One JSON line per run (every validation score of :func:`s2p_utils.metrics.spectrum_metrics`, prefixed
-``val_``) is appended to ``--log`` (default ``benchmarks/out/levers_val.jsonl``).
+``val_``) is appended to ``--log`` (default ``benchmarks/out/levers_val.jsonl``). ``levers.py --table``
+prints that log as the markdown table of ``benchmarks/README.md`` and applies the selection rule,
+:data:`RULE`: the lowest mean rank over :data:`RANKED` (validation only; ties → lower MSE).
 """
 
 from __future__ import annotations
@@ -25,6 +27,43 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+#: Validation columns the choice ranks on (lower is better): Mat2Spec's Table 1 columns that are not
+#: functions of one another (pooled R² is 1 − MSE/Var, so it is left out), plus the paper's raw MAE.
+RANKED = ("val_mse_renorm", "val_mae_renorm", "val_mae", "val_wasserstein", "val_omega_mae")
+RULE = "lowest mean rank over validation MSE (max-renorm.), MAE (max-renorm.), raw MAE, W₁ and ω̄ error"
+
+
+def table(log: Path) -> str:
+    """The lever log as a markdown table, ranked by :data:`RULE`, the chosen row in bold."""
+    import pandas as pd
+
+    rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    frame = pd.DataFrame(rows).drop_duplicates("name", keep="last").set_index("name")
+    frame["mean_rank"] = frame[list(RANKED)].rank(method="average").mean(axis=1)
+    frame = frame.sort_values(["mean_rank", "val_mse_renorm"])
+    columns = [
+        ("val_mse_renorm", "MSE (max-renorm.)", 4),
+        ("val_mae_renorm", "MAE (max-renorm.)", 4),
+        ("val_mae", "MAE (raw)", 4),
+        ("val_wasserstein", "W₁ (cm⁻¹)", 1),
+        ("val_omega_mae", "ω̄ MAE (cm⁻¹)", 1),
+        ("val_r2_pooled_renorm", "R² pooled (max-renorm.)", 3),
+        ("val_r2", "R² var.-weighted", 3),
+        ("mean_rank", "mean rank", 2),
+        ("epochs", "epochs", 0),
+        ("minutes", "minutes", 1),
+    ]
+    lines = [
+        "| configuration | overrides of the preset | " + " | ".join(label for _, label, _ in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for k, (name, row) in enumerate(frame.iterrows()):
+        cells = [f"{row[key]:.{digits}f}" for key, _, digits in columns]
+        label = f"**{name}** (chosen)" if k == 0 else name
+        lines.append(f"| {label} | {' '.join(row['overrides']) or '–'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _parse(value: str, current: Any) -> Any:
     if isinstance(current, bool):
         if value not in ("True", "False", "true", "false", "1", "0"):
@@ -35,13 +74,19 @@ def _parse(value: str, current: Any) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("name", help="label of this configuration (also the run name)")
+    parser.add_argument("name", nargs="?", help="label of this configuration (also the run name)")
     parser.add_argument("overrides", nargs="*", help="key=value settings to change")
     parser.add_argument("--preset", default="e3nn_phdos_plus")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results-dir", default="benchmarks/out/levers")
     parser.add_argument("--log", default="benchmarks/out/levers_val.jsonl")
+    parser.add_argument("--table", action="store_true", help="print the log as a ranked markdown table")
     args = parser.parse_args()
+    if args.table:
+        print(table(Path(args.log)), end="")
+        return
+    if not args.name:
+        parser.error("a configuration name is needed (or --table)")
 
     from s2p_utils.config import get_preset
     from s2p_utils.experiment import run_experiment

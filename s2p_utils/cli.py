@@ -4,7 +4,8 @@
 ``s2p models list`` / ``s2p models fetch NAME`` the authors' pretrained models (``s2p predict authors:NAME``)
 ``s2p featurize FILES... --out F.npz``        per-atom PDFs and tokens for structure files
 ``s2p train PRESET``                           train (and evaluate) one preset, results under results/
-``s2p predict MODEL FILES... --out F.csv``     spectra for any crystal files
+``s2p predict [MODEL] FILES... --out F.csv``   spectra for any crystal files (default model: the packaged
+                                               e3nn_phdos_plus phonon-DOS ensemble, with σ)
 ``s2p reproduce [--datasets ...]``             run the notebooks headless, write results/README.md
 
 Each sub-command imports its module lazily, so ``s2p data list`` never loads TensorFlow.
@@ -103,11 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="predict spectra for structure files")
     predict.add_argument(
-        "model",
-        help="a saved .keras model, an ensemble folder of member*.keras (adds a calibrated std column), "
-        "an authors' legacy .h5, or authors:NAME (a published model, see `s2p models list`)",
+        "files",
+        nargs="+",
+        metavar="[MODEL] FILE",
+        help="optional model, then structure files (CIF, POSCAR, extxyz, pymatgen JSON, ...). MODEL: a saved "
+        ".keras model, an ensemble folder of member*.keras (adds a calibrated std column), an authors' legacy "
+        ".h5, authors:NAME (a published model) or s2p:NAME (a model shipped with the package; see "
+        "`s2p models list`); default s2p:e3nn_phdos_plus, the packaged phonon-DOS ensemble",
     )
-    predict.add_argument("files", nargs="+", help="structure files (CIF, POSCAR, extxyz, pymatgen JSON, ...)")
     predict.add_argument(
         "--out",
         default="predictions.csv",
@@ -135,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = _attach_negative_values(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) == "predict" and not hasattr(args, "model"):
+        from s2p_utils.packaged_models import DEFAULT_MODEL, PREFIX, looks_like_model
+
+        first = args.files[0]
+        if looks_like_model(first) and len(args.files) > 1:
+            args.model, args.files = first, args.files[1:]
+        else:
+            args.model = PREFIX + DEFAULT_MODEL
     try:
         return args.func(args)
     except (ValueError, OSError, RuntimeError) as error:

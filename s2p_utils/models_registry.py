@@ -383,8 +383,25 @@ def cmd_list(args: argparse.Namespace) -> int:
         ]
         for entry in MODELS.values()
     ]
+    from s2p_utils import packaged_models
+
+    for name in packaged_models.packaged_names():
+        card = packaged_models.model_card(name)
+        default = " (default)" if name == packaged_models.DEFAULT_MODEL else ""
+        rows.append(
+            [
+                f"{packaged_models.PREFIX}{name}{default}",
+                str(card.get("predicts", ""))[:60],
+                human_size(card.get("size_bytes")),
+                "none (max-normalised DOS)",
+                "packaged",
+            ]
+        )
     print(format_table(rows, ["model", "predicts", "size", "target scaling", "status"]))
-    print(f"\nfrom {AUTHORS_REPO} @ {AUTHORS_COMMIT}; details: data/README.md (Pretrained models)")
+    print(f"\nauthors: {AUTHORS_REPO} @ {AUTHORS_COMMIT}; details: data/README.md (Pretrained models)")
+    print(
+        "s2p: trained by this package, shipped with it; model cards in s2p_utils/pretrained/<name>/MODEL_CARD.md"
+    )
     return 0
 
 

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from s2p_utils.config import PRESETS, ExperimentConfig, ModelConfig
+from s2p_utils.packaged_models import PREFIX as PACKAGED_PREFIX
+from s2p_utils.packaged_models import resolve_model_spec
 
 __all__ = [
     "PredictionResult",
@@ -211,6 +213,7 @@ def load_predictor(
     Args:
         model_or_path: a ``.keras`` path (metadata from its ``.json`` sidecar), an authors' ``.h5`` path,
             ``"authors:NAME"`` (a published model of :mod:`s2p_utils.models_registry`, fetched and verified),
+            ``"s2p:NAME"`` (a model shipped with the package, :mod:`s2p_utils.packaged_models`),
             a directory of ensemble members, a list of member paths, a ``keras.Model``, a list of models,
             a ``(model, metadata)`` tuple or an existing :class:`LoadedModel`.
         metadata: metadata for in-memory models (default: corrected PDF features, no target scaling,
@@ -229,6 +232,8 @@ def load_predictor(
         return load_predictor(loaded.models, metadata=loaded.metadata, grid=grid)
     if isinstance(model_or_path, tuple) and len(model_or_path) == 2 and isinstance(model_or_path[1], Mapping):
         model_or_path, metadata = model_or_path
+    if isinstance(model_or_path, str) and model_or_path.startswith(PACKAGED_PREFIX):
+        model_or_path = resolve_model_spec(model_or_path)
     if isinstance(model_or_path, str) and model_or_path.startswith("authors:"):
         from s2p_utils.models_registry import resolve_authors_model
 

@@ -1,0 +1,159 @@
+"""This package's own trained models, shipped with it as package data: ``s2p predict FILES...``.
+
+A packaged model is an ensemble folder exactly like the ones :func:`s2p_utils.experiment.run_experiment`
+writes (``member<k>.keras`` + ``member<k>.json`` + ``calibration.json``), so it runs through the one
+prediction path (:func:`s2p_utils.prediction.load_predictor`), plus a model card: ``model_card.json``
+(data, split, test metrics, date, the command that trained it, size) and ``MODEL_CARD.md``.
+
+:func:`export_ensemble` makes one from a trained ensemble folder: the optimizer state is dropped, the
+weights are rounded to float16 precision (stored as float32, so loading is unchanged) and each ``.keras``
+archive is re-written with deflate compression; that brings a 5-member ``e3nn_phdos_plus`` ensemble from
+27 MB to about 5 MB. The card's test metrics are computed *after* rounding, through
+:func:`s2p_utils.prediction.predict`, so the shipped files reproduce them (``tests/test_packaged_models.py``).
+
+``s2p predict my/*.cif`` (no model argument) uses :data:`DEFAULT_MODEL`; ``s2p:NAME`` names any packaged
+model, ``s2p models list`` lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "PREFIX",
+    "PACKAGE_DIR",
+    "packaged_names",
+    "packaged_model_path",
+    "model_card",
+    "resolve_model_spec",
+    "export_ensemble",
+    "folder_size",
+]
+
+#: Model used by ``s2p predict`` when no model is named.
+DEFAULT_MODEL = "e3nn_phdos_plus"
+#: Prefix of a model argument that names a packaged model.
+PREFIX = "s2p:"
+#: Where packaged models live (one sub-folder each).
+PACKAGE_DIR = Path(__file__).resolve().parent / "pretrained"
+
+_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def packaged_names() -> list[str]:
+    """Names of the packaged models (sub-folders of :data:`PACKAGE_DIR` holding a ``model_card.json``)."""
+    if not PACKAGE_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PACKAGE_DIR.iterdir() if (p / "model_card.json").is_file())
+
+
+def packaged_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """The ensemble folder of packaged model ``name``.
+
+    Raises:
+        ValueError: no such packaged model (the message lists the known ones).
+    """
+    folder = PACKAGE_DIR / name
+    if not (folder / "model_card.json").is_file():
+        known = ", ".join(packaged_names()) or "none"
+        raise ValueError(f"no packaged model {name!r} (packaged: {known}; see `s2p models list`)")
+    return folder
+
+
+def model_card(name: str = DEFAULT_MODEL) -> dict[str, Any]:
+    """The ``model_card.json`` of packaged model ``name``."""
+    return json.loads((packaged_model_path(name) / "model_card.json").read_text(encoding="utf-8"))
+
+
+def resolve_model_spec(spec: str | os.PathLike) -> str | os.PathLike:
+    """``s2p:NAME`` → the packaged folder; anything else unchanged."""
+    if isinstance(spec, str) and spec.startswith(PREFIX):
+        return str(packaged_model_path(spec[len(PREFIX) :] or DEFAULT_MODEL))
+    return spec
+
+
+def looks_like_model(spec: str) -> bool:
+    """Whether a ``s2p predict`` argument names a model rather than a structure file."""
+    if spec.startswith((PREFIX, "authors:")):
+        return True
+    path = Path(spec)
+    return path.is_dir() or path.suffix.lower() in _MODEL_SUFFIXES
+
+
+def folder_size(folder: str | os.PathLike) -> int:
+    """Bytes of the files in ``folder`` (not recursive)."""
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
+
+
+def _deflate(path: Path) -> None:
+    """Re-write the zip archive ``path`` with deflate compression (``.keras`` files are stored raw)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with (
+        zipfile.ZipFile(path) as source,
+        zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out,
+    ):
+        for info in source.infolist():
+            out.writestr(info.filename, source.read(info.filename))
+    os.replace(tmp, path)
+
+
+def export_ensemble(
+    source: str | os.PathLike,
+    name: str,
+    card: dict[str, Any],
+    *,
+    dest_root: str | os.PathLike | None = None,
+    float16: bool = True,
+) -> Path:
+    """Copy a trained ensemble folder into the package as model ``name`` and write its card.
+
+    Args:
+        source: an ensemble folder of ``member<k>.keras`` / ``.json`` and ``calibration.json``.
+        name: the packaged model's name (folder name).
+        card: the model card (``model_card.json``); ``size_bytes`` and ``weights`` are added.
+        dest_root: where to create ``<name>/`` (default :data:`PACKAGE_DIR`).
+        float16: round every weight to float16 precision (stored as float32).
+
+    Returns:
+        The new folder. An existing folder of that name is replaced.
+    """
+    import keras
+
+    from s2p_utils.model import load_model, save_model
+    from s2p_utils.prediction import _member_paths
+
+    source = Path(source)
+    dest = Path(dest_root or PACKAGE_DIR) / name
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for member in _member_paths(source):
+        model, metadata = load_model(member)
+        clone = keras.models.clone_model(model)  # no optimizer state
+        weights = model.get_weights()
+        if float16:
+            weights = [
+                np.asarray(w, np.float16).astype(w.dtype) if w.dtype.kind == "f" else w for w in weights
+            ]
+        clone.set_weights(weights)
+        target = dest / member.name
+        save_model(clone, target, metadata)
+        _deflate(target)
+    shutil.copy2(source / "calibration.json", dest / "calibration.json")
+    card = {
+        **card,
+        "weights": "float16 precision, stored as float32" if float16 else "float32",
+        "size_bytes": folder_size(dest),
+    }
+    (dest / "model_card.json").write_text(
+        json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    return dest
