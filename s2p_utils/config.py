@@ -123,6 +123,7 @@ PRESETS: dict[str, ExperimentConfig] = {
             test_time_permutations=4,
             ensemble=5,
             target_smoothing=0.5,
+            loss="mae_cdf",
         ),
         element_descriptors=True,
         pdf_scale=0.25,
@@ -131,8 +132,8 @@ PRESETS: dict[str, ExperimentConfig] = {
         description=(
             "Beyond the paper on e3nn phonon DOS: the same network family (BiLSTM on per-atom g(r) + element "
             "embedding + LSTM), with element descriptors on every PDF row, atom-order augmentation, dropout "
-            "0.2 on the structure LSTM inputs, training targets smoothed by half a grid point, validation early "
-            "stopping and a 5-member seed ensemble whose "
+            "0.2 on the structure LSTM inputs, training targets smoothed by half a grid point, a spectrum-shape "
+            "loss (MAE + mean |ΔCDF|, a W₁-like term), validation early stopping and a 5-member seed ensemble whose "
             "spread, calibrated on validation, is the uncertainty."
         ),
     ),
