@@ -89,8 +89,9 @@ def looks_like_model(spec: str) -> bool:
 
 
 def folder_size(folder: str | os.PathLike) -> int:
-    """Bytes of the files in ``folder`` (not recursive)."""
-    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
+    """Bytes of a model folder's model files (members and calibration; the model card not counted)."""
+    cards = {"model_card.json", "MODEL_CARD.md"}
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file() and p.name not in cards)
 
 
 def _deflate(path: Path) -> None:
