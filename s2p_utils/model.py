@@ -159,7 +159,8 @@ def build_model(
     mask_pdf: bool = True,
     name: str | None = None,
 ) -> keras.Model:
-    """Build the (uncompiled) network of a preset.
+    """Build the (uncompiled) network of a preset: the paper's atom-sequence LSTM, or the set encoder when
+    ``structure_encoder="set"`` (module docstring).
 
     Args:
         preset_or_config: preset name (e.g. ``"e3nn_phdos"``), ``ExperimentConfig`` or ``ModelConfig``.
@@ -173,6 +174,10 @@ def build_model(
         ``(batch, atoms)`` (``atoms`` free, at most ``max_atoms`` by the data; fixed to ``max_atoms`` for
         grid-input presets, whose grid branch is reshaped to ``(max_atoms, 1)``) and, when ``grid_input``, ``grid`` float32 ``(batch, n_out)``; output
         ``(batch, n_out)`` (non-negative with the default ReLU).
+
+    Raises:
+        ValueError: an unknown ``structure_encoder``, a set encoder with a grid input, or ``set_width``
+            not a multiple of ``set_heads``.
     """
     cfg = model_config_of(preset_or_config)
     if cfg.structure_encoder not in ENCODERS:
