@@ -168,10 +168,10 @@ def predict_batched(
     """
     names = [tensor.name.split(":")[0] for tensor in model.inputs]
     layer_names = {layer.name for layer in model.layers}
-    # cutting is exact only when padding is masked on every branch (not the e3nn notebook's unmasked BiLSTM)
-    bucketed = (
-        bucketed and "grid" not in names and model.inputs[0].shape[1] is None and "pdf_masking" in layer_names
-    )
+    # cutting is exact only when padding is masked on every branch (not the e3nn notebook's unmasked BiLSTM;
+    # the set encoder masks padding by its tokens: `set_pooling`)
+    masked = "pdf_masking" in layer_names or "set_pooling" in layer_names
+    bucketed = bucketed and "grid" not in names and model.inputs[0].shape[1] is None and masked
     n = len(inputs["tokens"])
     total = None
     for k in range(permutations + 1):

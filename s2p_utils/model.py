@@ -7,6 +7,20 @@ Architecture (layer names in backticks)::
     grid (n_out,) ─ Dense(max_atoms) `grid_dense` ─ Reshape `grid_reshape` ─ Dropout `grid_dropout` ┘  (optional)
         ─ LSTM(H) `structure_lstm` (mask = tokens != 0, `atom_mask`) ─ Dense(n_out, relu) `dos`
 
+``structure_encoder="set"`` (preset ``e3nn_phdos_set``; not in the paper) replaces the atom-sequence LSTM by an
+encoder that does not see the order of the atoms; every per-atom layer acts on each atom on its own::
+
+    pdf (atoms, n_pdf_bins) ─ Dense(set_pdf_units, relu) `pdf_dense` ───────────────┐
+    tokens (atoms,) ─ Embedding(94, embedding_dim) `element_embedding` ─────────────┼─ Concatenate `atom_features`
+        ─ Dense(set_width) `atom_projection`
+        ─ set_blocks × [LayerNorm ─ MultiHeadAttention (keys: real atoms, `attention_mask`) ─ Dropout ─ Add,
+                        LayerNorm ─ Dense(2·set_width, relu) ─ Dense(set_width) ─ Dropout ─ Add]  `set_block<k>_*`
+        ─ LayerNorm `set_output_norm` ─ MaskedPooling (mean ‖ max over real atoms) `set_pooling`
+        ─ Dense(set_width, relu) `set_head` ─ Dense(n_out, relu) `dos`
+
+Padding atoms (token 0) are excluded from the attention keys and from both poolings, so the output is
+unchanged by the atom order and by extra padding (``tests/test_set_encoder.py``).
+
 The padding mask is handed to ``structure_lstm`` explicitly. Keras 2 carried the embedding mask through
 ``Concatenate`` (inputs without a mask counted as all-valid); Keras 3 does not do this the same way, and
 without the explicit mask padded atoms change the prediction (the authors' weights then give errors up to
@@ -33,6 +47,9 @@ from s2p_utils.paths import atomic_path
 
 __all__ = [
     "TokenMask",
+    "AttentionKeyMask",
+    "MaskedPooling",
+    "encoder_fields",
     "build_model",
     "distribution_strategy",
     "model_config_of",
@@ -64,6 +81,49 @@ class TokenMask(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "pad_id": self.pad_id}
+
+
+@keras.saving.register_keras_serializable(package="s2p")
+class AttentionKeyMask(keras.layers.Layer):
+    """Attention mask from the atom mask: ``(batch, atoms)`` bool → ``(batch, atoms, atoms)`` bool.
+
+    Entry ``[b, i, j]`` is ``True`` when atom ``j`` of crystal ``b`` is real: every atom (padding
+    included) attends to the real atoms only, so padding never changes a real atom's output.
+    """
+
+    def call(self, atom_mask):
+        keys = keras.ops.expand_dims(atom_mask, 1)  # (batch, 1, atoms)
+        queries = keras.ops.expand_dims(keras.ops.ones_like(atom_mask), 2)  # (batch, atoms, 1), all True
+        return keras.ops.logical_and(queries, keys)
+
+    def compute_output_spec(self, atom_mask):
+        batch, atoms = atom_mask.shape
+        return keras.KerasTensor((batch, atoms, atoms), dtype="bool")
+
+
+@keras.saving.register_keras_serializable(package="s2p")
+class MaskedPooling(keras.layers.Layer):
+    """Mean and max over the real atoms: ``[features (batch, atoms, d), atom_mask (batch, atoms)]`` →
+    ``(batch, 2·d)`` (mean first, then max). A crystal without any real atom pools to zeros.
+    """
+
+    def call(self, inputs):
+        features, atom_mask = inputs
+        mask = keras.ops.expand_dims(atom_mask, -1)  # (batch, atoms, 1)
+        weights = keras.ops.cast(mask, features.dtype)
+        count = keras.ops.sum(weights, axis=1)  # (batch, 1)
+        mean = keras.ops.sum(features * weights, axis=1) / keras.ops.maximum(count, 1.0)
+        lowest = keras.ops.full_like(features, -1e9)
+        maximum = keras.ops.max(keras.ops.where(mask, features, lowest), axis=1)
+        maximum = keras.ops.where(count > 0, maximum, keras.ops.zeros_like(maximum))
+        return keras.ops.concatenate([mean, maximum], axis=-1)
+
+    def compute_output_spec(self, inputs):
+        features, _ = inputs
+        return keras.KerasTensor((features.shape[0], 2 * features.shape[-1]), dtype=features.dtype)
+
+
+ENCODERS = ("lstm", "set")
 
 
 @functools.lru_cache(maxsize=1)
@@ -100,7 +160,8 @@ def build_model(
     mask_pdf: bool = True,
     name: str | None = None,
 ) -> keras.Model:
-    """Build the (uncompiled) network of a preset.
+    """Build the (uncompiled) network of a preset: the paper's atom-sequence LSTM, or the set encoder when
+    ``structure_encoder="set"`` (module docstring).
 
     Args:
         preset_or_config: preset name (e.g. ``"e3nn_phdos"``), ``ExperimentConfig`` or ``ModelConfig``.
@@ -114,14 +175,23 @@ def build_model(
         ``(batch, atoms)`` (``atoms`` free, at most ``max_atoms`` by the data; fixed to ``max_atoms`` for
         grid-input presets, whose grid branch is reshaped to ``(max_atoms, 1)``) and, when ``grid_input``, ``grid`` float32 ``(batch, n_out)``; output
         ``(batch, n_out)`` (non-negative with the default ReLU).
+
+    Raises:
+        ValueError: an unknown ``structure_encoder``, a set encoder with a grid input, or ``set_width``
+            not a multiple of ``set_heads``.
     """
     cfg = model_config_of(preset_or_config)
+    if cfg.structure_encoder not in ENCODERS:
+        raise ValueError(f"structure_encoder must be one of {ENCODERS}, got {cfg.structure_encoder!r}")
+    if cfg.structure_encoder == "set" and cfg.grid_input:
+        raise ValueError(
+            "the set encoder takes no grid input (grid_input=True needs structure_encoder='lstm')"
+        )
     if name is None:
         name = (
             preset_or_config if isinstance(preset_or_config, str) else getattr(preset_or_config, "name", None)
         )
     name = name or "struct2prop"
-    layers = keras.layers
     with distribution_strategy().scope():
         # Without a grid branch nothing depends on the number of atom steps: leave it free so that
         # length-bucketed batches (s2p_utils.batching) can be cut to their longest structure.
@@ -129,27 +199,96 @@ def build_model(
         pdf = keras.Input((steps, cfg.n_pdf_bins), dtype="float32", name="pdf")
         tokens = keras.Input((steps,), dtype="int32", name="tokens")
         inputs = [pdf, tokens]
-        pdf_seq = layers.Masking(0.0, name="pdf_masking")(pdf) if mask_pdf else pdf
-        pdf_seq = layers.Bidirectional(
-            layers.LSTM(cfg.pdf_lstm_units, return_sequences=True, name="pdf_lstm"), name="pdf_bilstm"
-        )(pdf_seq)
-        embedded = layers.Embedding(
-            cfg.vocab_size, cfg.embedding_dim, mask_zero=True, name="element_embedding"
-        )(tokens)
-        branches = [pdf_seq, embedded]
-        if cfg.grid_input:
-            grid = keras.Input((cfg.n_out,), dtype="float32", name="grid")
-            inputs.append(grid)
-            g = layers.Dense(cfg.max_atoms, name="grid_dense")(grid)
-            g = layers.Reshape((cfg.max_atoms, 1), name="grid_reshape")(g)
-            branches.append(layers.Dropout(cfg.grid_dropout, name="grid_dropout")(g))
-        merged = layers.Concatenate(name="concatenate")(branches)
-        atom_mask = TokenMask(name="atom_mask")(tokens)
-        encoded = layers.LSTM(cfg.lstm_units, dropout=cfg.structure_dropout, name="structure_lstm")(
-            merged, mask=atom_mask
-        )
-        output = layers.Dense(cfg.n_out, activation=cfg.output_activation, name="dos")(encoded)
+        if cfg.structure_encoder == "set":
+            output = _set_encoder(cfg, pdf, tokens)
+        else:
+            output = _lstm_encoder(cfg, pdf, tokens, inputs, mask_pdf)
         return keras.Model(inputs=inputs, outputs=output, name=name)
+
+
+def _lstm_encoder(
+    cfg: ModelConfig, pdf: keras.KerasTensor, tokens: keras.KerasTensor, inputs: list, mask_pdf: bool
+) -> keras.KerasTensor:
+    """The paper's layers from the ``pdf``/``tokens`` inputs to the ``dos`` output ``(batch, n_out)``.
+
+    Appends the ``grid`` input to ``inputs`` when ``cfg.grid_input``.
+    """
+    layers = keras.layers
+    pdf_seq = layers.Masking(0.0, name="pdf_masking")(pdf) if mask_pdf else pdf
+    pdf_seq = layers.Bidirectional(
+        layers.LSTM(cfg.pdf_lstm_units, return_sequences=True, name="pdf_lstm"), name="pdf_bilstm"
+    )(pdf_seq)
+    embedding = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, mask_zero=True, name="element_embedding")
+    embedded = embedding(tokens)
+    branches = [pdf_seq, embedded]
+    if cfg.grid_input:
+        grid = keras.Input((cfg.n_out,), dtype="float32", name="grid")
+        inputs.append(grid)
+        g = layers.Dense(cfg.max_atoms, name="grid_dense")(grid)
+        g = layers.Reshape((cfg.max_atoms, 1), name="grid_reshape")(g)
+        branches.append(layers.Dropout(cfg.grid_dropout, name="grid_dropout")(g))
+    merged = layers.Concatenate(name="concatenate")(branches)
+    atom_mask = TokenMask(name="atom_mask")(tokens)
+    encoded = layers.LSTM(cfg.lstm_units, dropout=cfg.structure_dropout, name="structure_lstm")(
+        merged, mask=atom_mask
+    )
+    return layers.Dense(cfg.n_out, activation=cfg.output_activation, name="dos")(encoded)
+
+
+def _set_encoder(cfg: ModelConfig, pdf: keras.KerasTensor, tokens: keras.KerasTensor) -> keras.KerasTensor:
+    """Permutation-invariant layers from ``pdf`` ``(batch, atoms, n_pdf_bins)`` and ``tokens``
+    ``(batch, atoms)`` to the ``dos`` output ``(batch, n_out)`` (see the module docstring)."""
+    layers = keras.layers
+    width, dropout = cfg.set_width, cfg.structure_dropout
+    if width % cfg.set_heads:
+        raise ValueError(f"set_width={width} must be a multiple of set_heads={cfg.set_heads}")
+    atom_mask = TokenMask(name="atom_mask")(tokens)
+    attention_mask = AttentionKeyMask(name="attention_mask")(atom_mask)
+    pdf_features = layers.Dense(cfg.set_pdf_units, activation="relu", name="pdf_dense")(pdf)
+    embedded = layers.Embedding(cfg.vocab_size, cfg.embedding_dim, name="element_embedding")(tokens)
+    atoms = layers.Concatenate(name="atom_features")([pdf_features, embedded])
+    hidden = layers.Dense(width, name="atom_projection")(atoms)
+    for block in range(cfg.set_blocks):
+        prefix = f"set_block{block}"
+        normed = layers.LayerNormalization(name=f"{prefix}_attention_norm")(hidden)
+        attended = layers.MultiHeadAttention(
+            cfg.set_heads, width // cfg.set_heads, dropout=dropout, name=f"{prefix}_attention"
+        )(normed, normed, attention_mask=attention_mask)
+        attended = layers.Dropout(dropout, name=f"{prefix}_attention_dropout")(attended)
+        hidden = layers.Add(name=f"{prefix}_attention_residual")([hidden, attended])
+        normed = layers.LayerNormalization(name=f"{prefix}_feedforward_norm")(hidden)
+        fed = layers.Dense(2 * width, activation="relu", name=f"{prefix}_feedforward_dense")(normed)
+        fed = layers.Dense(width, name=f"{prefix}_feedforward_output")(fed)
+        fed = layers.Dropout(dropout, name=f"{prefix}_feedforward_dropout")(fed)
+        hidden = layers.Add(name=f"{prefix}_feedforward_residual")([hidden, fed])
+    hidden = layers.LayerNormalization(name="set_output_norm")(hidden)
+    pooled = MaskedPooling(name="set_pooling")([hidden, atom_mask])
+    encoded = layers.Dense(width, activation="relu", name="set_head")(pooled)
+    return layers.Dense(cfg.n_out, activation=cfg.output_activation, name="dos")(encoded)
+
+
+def encoder_fields(model: keras.Model) -> dict[str, Any]:
+    """The :class:`ModelConfig` fields of the structure encoder, read off a built or loaded network.
+
+    ``{"structure_encoder": "lstm"}`` for the paper's network; for the set encoder also ``set_width``,
+    ``set_heads``, ``set_blocks``, ``set_pdf_units`` and ``embedding_dim``, so that
+    ``build_model(replace(config, **encoder_fields(model)))`` rebuilds the same architecture.
+    """
+    if not _has_layer(model, "set_pooling"):
+        return {"structure_encoder": "lstm"}
+    attention = model.get_layer("set_block0_attention") if _has_layer(model, "set_block0_attention") else None
+    return {
+        "structure_encoder": "set",
+        "set_width": int(model.get_layer("atom_projection").units),
+        "set_heads": int(attention.num_heads) if attention is not None else ModelConfig.set_heads,
+        "set_blocks": sum(
+            1
+            for layer in model.layers
+            if layer.name.startswith("set_block") and layer.name.endswith("_attention")
+        ),
+        "set_pdf_units": int(model.get_layer("pdf_dense").units),
+        "embedding_dim": int(model.get_layer("element_embedding").output_dim),
+    }
 
 
 def count_parameters(model: keras.Model) -> int:
@@ -174,6 +313,12 @@ def _metadata_jsonable(metadata: dict[str, Any]) -> dict[str, Any]:
     return convert(dict(metadata))
 
 
+CUSTOM_OBJECTS = {
+    "TokenMask": TokenMask,
+    "AttentionKeyMask": AttentionKeyMask,
+    "MaskedPooling": MaskedPooling,
+}
+
 DEFAULT_METADATA: dict[str, Any] = {
     "preset": None,
     "featurizer": "pdf",
@@ -192,13 +337,14 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict[str, 
 
     ``metadata`` keys (see ``COMMON`` contract): preset, featurizer, legacy, max_atoms, grid, grid_unit,
     kind, target_scaler (``{"min", "scale"}`` or ``None``), members. Missing keys get defaults;
-    ``max_atoms`` defaults to the model's input length. Both files are written atomically.
+    ``max_atoms`` defaults to the model's input length; ``encoder`` (the structure encoder,
+    :func:`encoder_fields`) is read off the network. Both files are written atomically.
     """
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"{path}: models are saved in the .keras format (got suffix {path.suffix!r})")
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {**DEFAULT_METADATA, **_metadata_jsonable(metadata)}
+    meta = {**DEFAULT_METADATA, "encoder": encoder_fields(model), **_metadata_jsonable(metadata)}
     if meta["max_atoms"] is None and _has_layer(model, "tokens"):
         steps = model.get_layer("tokens").batch_shape[1]
         preset = PRESETS_BY_NAME.get(meta.get("preset") or "")
@@ -251,13 +397,15 @@ def load_model(path: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:
         raise ValueError(f"{sidecar}: metadata is not a valid JSON object ({error})") from error
     try:
-        model = keras.saving.load_model(
-            path, compile=False, safe_mode=True, custom_objects={"TokenMask": TokenMask}
-        )
+        model = keras.saving.load_model(path, compile=False, safe_mode=True, custom_objects=CUSTOM_OBJECTS)
     except Exception as error:  # a corrupt zip raises BadZipFile, EOFError, KeyError, OSError, ValueError...
         raise ValueError(f"{path}: not a readable .keras model ({type(error).__name__}: {error})") from error
     if meta.get("max_atoms") is None:
         meta["max_atoms"] = int(model.get_layer("tokens").batch_shape[1])
+    if meta.get("encoder") is not None and meta["encoder"] != encoder_fields(model):
+        raise ValueError(
+            f"{sidecar}: metadata describes the encoder {meta['encoder']}, the network is {encoder_fields(model)}"
+        )
     return model, meta
 
 

@@ -137,8 +137,12 @@ def _model_config(
     """An ExperimentConfig matching the network's actual input/output shapes.
 
     A free-length network (atom axis ``None``) takes its ``max_atoms`` from the metadata, else from
-    its preset; with neither, the longest structure of each call sets the padding.
+    its preset; with neither, the longest structure of each call sets the padding. The structure
+    encoder (``"lstm"`` or ``"set"`` and its sizes) is read off the network's layers
+    (:func:`s2p_utils.model.encoder_fields`).
     """
+    from s2p_utils.model import encoder_fields
+
     shapes = {tensor.name.split(":")[0]: tuple(tensor.shape) for tensor in model.inputs}
     if "pdf" not in shapes or "tokens" not in shapes:
         raise ValueError(f"model {model.name!r} has inputs {sorted(shapes)}; expected 'pdf' and 'tokens'")
@@ -156,6 +160,7 @@ def _model_config(
         n_out=n_out,
         grid_input="grid" in shapes,
         n_pdf_bins=int(shapes["pdf"][2]),
+        **encoder_fields(model),
     )
     base = PRESETS.get(preset or "")
     if base is not None:
@@ -170,6 +175,11 @@ def _fields(config: ModelConfig) -> dict[str, Any]:
         "n_out": config.n_out,
         "grid_input": config.grid_input,
         "n_pdf_bins": config.n_pdf_bins,
+        "structure_encoder": config.structure_encoder,
+        "set_width": config.set_width,
+        "set_heads": config.set_heads,
+        "set_blocks": config.set_blocks,
+        "set_pdf_units": config.set_pdf_units,
     }
 
 
