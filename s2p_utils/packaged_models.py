@@ -36,6 +36,7 @@ __all__ = [
     "resolve_model_spec",
     "export_ensemble",
     "folder_size",
+    "example_structures",
 ]
 
 #: Model used by ``s2p predict`` when no model is named.
@@ -158,3 +159,22 @@ def export_ensemble(
         json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
     return dest
+
+
+def example_structures(n: int = 3, mirror: str | os.PathLike | None = None) -> tuple[list[Any], list[str]]:
+    """A few crystals to try the pretrained models on: ``(atoms list, ids)``.
+
+    The first ``n`` Materials Project CIFs of ``<mirror>/mp_binaries_cif/`` when the data mirror
+    (``mirror`` or ``$S2P_DATA_MIRROR``) has them, else ASE-built Si, NaCl and MgO.
+    """
+    from ase.build import bulk
+
+    from s2p_utils import paths
+    from s2p_utils.data.structures import read_structure
+
+    root = paths.mirror_dir(mirror)
+    files = sorted((root / "mp_binaries_cif").glob("*.cif"))[:n] if root is not None else []
+    if files:
+        return [read_structure(f) for f in files], [f.stem for f in files]
+    built = [bulk("Si", "diamond", a=5.43), bulk("NaCl", "rocksalt", a=5.64), bulk("MgO", "rocksalt", a=4.21)]
+    return built[:n], ["Si", "NaCl", "MgO"][:n]

@@ -385,3 +385,50 @@ def pdf_comparison(
     axes[1, 0].set_ylabel("corrected g(r)")
     axes[0, 0].legend(fontsize=8)
     return _save(fig, path)
+
+
+def predicted_spectra(
+    ids: Sequence[str],
+    grid: np.ndarray,
+    mean: np.ndarray,
+    *,
+    std: np.ndarray | None = None,
+    grid_unit: str = "",
+    ylabel: str = "DOS",
+    title: str = "",
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """One panel per structure: the predicted spectrum, with a ±1σ band (cut at 0) for an ensemble.
+
+    Args:
+        ids: one label per structure.
+        grid: ``(n_grid,)`` or ``(n, n_grid)`` in ``grid_unit`` (cm⁻¹, eV or bins).
+        mean, std: ``(n, n_grid)`` predictions and their calibrated σ (same units).
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    n = mean.shape[0]
+    x = _row_grid(grid, n)
+    fig = Figure(figsize=(3.0 * max(n, 1), 2.4), layout="constrained")
+    axes = fig.subplots(1, max(n, 1), squeeze=False)[0]
+    for i, ax in enumerate(axes[:n]):
+        ax.plot(x[i], mean[i], color="tab:blue", lw=1.8, label="prediction")
+        if std is not None:
+            sigma = np.asarray(std[i], dtype=np.float64)
+            ax.fill_between(
+                x[i],
+                np.maximum(mean[i] - sigma, 0.0),
+                mean[i] + sigma,
+                color="tab:blue",
+                alpha=0.3,
+                lw=0,
+                label="±1σ",
+            )
+        ax.set_title(str(ids[i]), fontsize=9)
+        ax.tick_params(labelsize=7)
+    if n and std is not None:
+        axes[0].legend(fontsize=8, frameon=False)
+    fig.supxlabel(axis_label(grid_unit))
+    fig.supylabel(ylabel)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
