@@ -267,7 +267,9 @@ def test_out_directory_and_negative_batch_size(models, good_file, tmp_path, caps
 
 
 def test_interrupted_save_leaves_no_temporary_file(tmp_path):
-    class Interrupted:
+    class Interrupted:  # a network with no layers whose save is cut short
+        layers: list = []
+
         def save(self, path):
             Path(path).write_bytes(b"half a model")
             raise KeyboardInterrupt
