@@ -83,7 +83,7 @@ def main() -> None:
     from s2p_utils.data import load
     from s2p_utils.metrics import calibration, spectrum_metrics
     from s2p_utils.model import count_parameters
-    from s2p_utils.packaged_models import export_ensemble, folder_size
+    from s2p_utils.packaged_models import export_ensemble, write_model_card
     from s2p_utils.prediction import load_predictor, predict
     from s2p_utils.results import read_metrics
 
@@ -115,12 +115,12 @@ def main() -> None:
         "package_command": f"benchmarks/package_model.py --run {args.run} --name {args.name}",
         "versions": record.get("versions", {}),
     }
-    dest = export_ensemble(source, args.name, {**card, "test_metrics": {}})
+    dest = export_ensemble(source, args.name)
     loaded = load_predictor(dest)
     card["parameters"] = count_parameters(loaded.models[0])
     test = parts["test"]
     started = time.perf_counter()
-    result = predict(dest, [ds.structures[i] for i in test])
+    result = predict(loaded, [ds.structures[i] for i in test])
     seconds = time.perf_counter() - started
     scores = spectrum_metrics(ds.targets[test], result.mean, grid=ds.grid, kind="phdos", grid_unit="cm^-1")
     coverage = calibration(ds.targets[test], result.mean, result.std)
@@ -128,12 +128,8 @@ def main() -> None:
         key: float(coverage[key]) for key in ("within_1sigma", "within_2sigma")
     }
     card["test_predict_seconds"] = round(seconds, 2)
-    card["weights"] = "float16 precision, stored as float32"
-    card["size_bytes"] = folder_size(dest)
-    (dest / "model_card.json").write_text(
-        json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8"
-    )
-    (dest / "MODEL_CARD.md").write_text(markdown(card), encoding="utf-8")
+    card["weights"] = "float16 precision, stored as float32"  # export_ensemble's default
+    card = write_model_card(dest, card, markdown)
     print(json.dumps(card["test_metrics"], indent=1))
     print(
         f"{dest}: {card['size_bytes'] / 1e6:.2f} MB; test predicted in {seconds:.1f} s; "

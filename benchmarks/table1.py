@@ -26,7 +26,11 @@ COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-def part_scores(predictions_csv: str | Path, part: str, grid: np.ndarray) -> dict[str, float]:
+#: The e3nn phonon-DOS grid: 51 points on 0–1000 cm⁻¹.
+E3NN_GRID = np.linspace(0.0, 1000.0, 51)
+
+
+def part_scores(predictions_csv: str | Path, part: str, grid: np.ndarray = E3NN_GRID) -> dict[str, float]:
     """Every score of ``spectrum_metrics`` on the rows of ``part`` in a run's predictions CSV.
 
     ``grid``: the ``(n_grid,)`` frequency grid in cm⁻¹. The train-mean baseline uses the CSV's train rows.
@@ -63,9 +67,7 @@ def cells(metrics: dict[str, float], prefix: str = "") -> list[str]:
     return out
 
 
-def header(first: str = "run") -> list[str]:
-    """The markdown header and rule of a Table 1 table."""
-    return [
-        f"| {first} | " + " | ".join(label for _, label in COLUMNS) + " |",
-        "|---|" + "---|" * len(COLUMNS),
-    ]
+def header(first: str = "run", extra: tuple[str, ...] = ()) -> list[str]:
+    """The markdown header and rule of a Table 1 table, with ``extra`` columns after the Table 1 ones."""
+    labels = [first, *(label for _, label in COLUMNS), *extra]
+    return ["| " + " | ".join(labels) + " |", "|" + "---|" * len(labels)]

@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from table1 import cells, header, part_scores
 
 from s2p_utils.experiment import run_experiment
@@ -29,9 +28,7 @@ from s2p_utils.experiment import run_experiment
 
 def markdown_table(rows: list[dict]) -> str:
     """Rows of ``{"split", "mode", "part", "metrics", "epochs", "best_epoch", "seconds"}`` as Table 1 columns."""
-    lines = header("split · mode · part")
-    lines[0] = lines[0][:-1] + "| epochs | best epoch | minutes |"
-    lines[1] += "---|---|---|"
+    lines = header("split · mode · part", ("epochs", "best epoch", "minutes"))
     for row in rows:
         lines.append(
             f"| {row['split']} · {row['mode']} · {row['part']} | "
@@ -81,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             rows.append({**common, "part": "test", "metrics": result.metrics})
             if split == "chen2021":  # the validation part: the set labelled `test` before 2026-12-01
-                val = part_scores(result.predictions_path, "val", np.linspace(0.0, 1000.0, 51))
+                val = part_scores(result.predictions_path, "val")
                 rows.append({**common, "part": "val", "metrics": val})
             m = result.metrics
             print(

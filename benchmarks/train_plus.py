@@ -58,7 +58,6 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    import numpy as np
     from table1 import COLUMNS, cells, header, part_scores
 
     from s2p_utils.experiment import run_experiment
@@ -80,11 +79,10 @@ def main() -> None:
         info = read_metrics(result.metrics_path)["info"]
         if args.evaluate_only:  # report the training time of the run, not of the re-scoring
             seconds = float(info.get("training_seconds") or float("nan"))
-        grid = np.linspace(0.0, 1000.0, 51)
         test_rows.append(
             {**result.metrics, "seed": seed, "seconds": seconds, "epochs": info.get("member_epochs")}
         )
-        val_rows.append({**part_scores(result.predictions_path, "val", grid), "seed": seed})
+        val_rows.append({**part_scores(result.predictions_path, "val"), "seed": seed})
         print(
             f"seed {seed}: "
             + ", ".join(f"{label} {c}" for (_, label), c in zip(COLUMNS, cells(result.metrics), strict=True)),

@@ -132,6 +132,15 @@ def r2_variance_weighted(y: np.ndarray, p: np.ndarray) -> float:
     return float(1.0 - numerator[varying].sum() / denominator[varying].sum())
 
 
+def _r2_about(y: np.ndarray, p: np.ndarray, centre: np.ndarray | float) -> float:
+    """``1 − Σ (y − p)² / Σ (y − centre)²`` over every value; 1.0 or 0.0 when the reference equals ``centre``."""
+    numerator = float(((y - p) ** 2).sum())
+    denominator = float(((y - centre) ** 2).sum())
+    if denominator == 0.0:
+        return 1.0 if numerator == 0.0 else 0.0
+    return 1.0 - numerator / denominator
+
+
 def r2_pooled(y: np.ndarray, p: np.ndarray) -> float:
     """R² over all values of ``(n, n_grid)`` spectra pooled, as sklearn's ``r2_score(y.ravel(), p.ravel())``.
 
@@ -139,11 +148,7 @@ def r2_pooled(y: np.ndarray, p: np.ndarray) -> float:
     constant: 1.0 for a perfect prediction, else 0.0 (sklearn's ``force_finite``).
     """
     y, p = _pair(y, p)
-    numerator = float(((y - p) ** 2).sum())
-    denominator = float(((y - y.mean()) ** 2).sum())
-    if denominator == 0.0:
-        return 1.0 if numerator == 0.0 else 0.0
-    return 1.0 - numerator / denominator
+    return _r2_about(y, p, y.mean())
 
 
 def r2_per_spectrum(y: np.ndarray, p: np.ndarray) -> float:
@@ -153,11 +158,7 @@ def r2_per_spectrum(y: np.ndarray, p: np.ndarray) -> float:
     else 0.0.
     """
     y, p = _pair(y, p)
-    numerator = float(((y - p) ** 2).sum())
-    denominator = float(((y - y.mean(axis=1, keepdims=True)) ** 2).sum())
-    if denominator == 0.0:
-        return 1.0 if numerator == 0.0 else 0.0
-    return 1.0 - numerator / denominator
+    return _r2_about(y, p, y.mean(axis=1, keepdims=True))
 
 
 def wasserstein(y: np.ndarray, p: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:

@@ -7,7 +7,7 @@ prediction path (:func:`s2p_utils.prediction.load_predictor`), plus a model card
 
 :func:`export_ensemble` makes one from a trained ensemble folder: the optimizer state is dropped, the
 weights are rounded to float16 precision (stored as float32, so loading is unchanged) and each ``.keras``
-archive is re-written with deflate compression; that brings a 5-member ``e3nn_phdos_plus`` ensemble from
+archive is re-written with deflate compression (:func:`write_model_card` then adds the card); that brings a 5-member ``e3nn_phdos_plus`` ensemble from
 27 MB to about 5 MB. The card's test metrics are computed *after* rounding, through
 :func:`s2p_utils.prediction.predict`, so the shipped files reproduce them (``tests/test_packaged_models.py``).
 
@@ -21,10 +21,13 @@ import json
 import os
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from s2p_utils.paths import atomic_path
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -35,6 +38,7 @@ __all__ = [
     "model_card",
     "resolve_model_spec",
     "export_ensemble",
+    "write_model_card",
     "folder_size",
     "example_structures",
 ]
@@ -97,38 +101,33 @@ def folder_size(folder: str | os.PathLike) -> int:
 
 def _deflate(path: Path) -> None:
     """Re-write the zip archive ``path`` with deflate compression (``.keras`` files are stored raw)."""
-    tmp = path.with_name(path.name + ".tmp")
     with (
+        atomic_path(path) as tmp,
         zipfile.ZipFile(path) as source,
         zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out,
     ):
         for info in source.infolist():
             out.writestr(info.filename, source.read(info.filename))
-    os.replace(tmp, path)
 
 
 def export_ensemble(
     source: str | os.PathLike,
     name: str,
-    card: dict[str, Any],
     *,
     dest_root: str | os.PathLike | None = None,
     float16: bool = True,
 ) -> Path:
-    """Copy a trained ensemble folder into the package as model ``name`` and write its card.
+    """Copy a trained ensemble folder into the package as model ``name`` (weights and calibration).
 
     Args:
         source: an ensemble folder of ``member<k>.keras`` / ``.json`` and ``calibration.json``.
         name: the packaged model's name (folder name).
-        card: the model card (``model_card.json``); ``size_bytes`` and ``weights`` are added.
         dest_root: where to create ``<name>/`` (default :data:`PACKAGE_DIR`).
         float16: round every weight to float16 precision (stored as float32).
 
     Returns:
-        The new folder. An existing folder of that name is replaced.
+        The new folder (an existing folder of that name is replaced); :func:`write_model_card` completes it.
     """
-    import keras
-
     from s2p_utils.model import load_model, save_model
     from s2p_utils.prediction import _member_paths
 
@@ -138,27 +137,33 @@ def export_ensemble(
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     for member in _member_paths(source):
-        model, metadata = load_model(member)
-        clone = keras.models.clone_model(model)  # no optimizer state
-        weights = model.get_weights()
+        model, metadata = load_model(member)  # uncompiled: saved again without optimizer state
         if float16:
-            weights = [
-                np.asarray(w, np.float16).astype(w.dtype) if w.dtype.kind == "f" else w for w in weights
-            ]
-        clone.set_weights(weights)
+            model.set_weights(
+                [
+                    np.asarray(w, np.float16).astype(w.dtype) if w.dtype.kind == "f" else w
+                    for w in model.get_weights()
+                ]
+            )
         target = dest / member.name
-        save_model(clone, target, metadata)
+        save_model(model, target, metadata)
         _deflate(target)
     shutil.copy2(source / "calibration.json", dest / "calibration.json")
-    card = {
-        **card,
-        "weights": "float16 precision, stored as float32" if float16 else "float32",
-        "size_bytes": folder_size(dest),
-    }
-    (dest / "model_card.json").write_text(
-        json.dumps(card, indent=2, allow_nan=False) + "\n", encoding="utf-8"
-    )
     return dest
+
+
+def write_model_card(
+    folder: str | os.PathLike, card: dict[str, Any], render: Callable[[dict[str, Any]], str] | None = None
+) -> dict[str, Any]:
+    """Write ``model_card.json`` (``card`` plus ``size_bytes``, :func:`folder_size`) and, with ``render``
+    (card → Markdown), ``MODEL_CARD.md``. Returns the card as written."""
+    folder = Path(folder)
+    card = {**card, "size_bytes": folder_size(folder)}
+    text = json.dumps(card, indent=2, allow_nan=False) + "\n"
+    (folder / "model_card.json").write_text(text, encoding="utf-8")
+    if render is not None:
+        (folder / "MODEL_CARD.md").write_text(render(card), encoding="utf-8")
+    return card
 
 
 def example_structures(n: int = 3, mirror: str | os.PathLike | None = None) -> tuple[list[Any], list[str]]:

@@ -83,6 +83,24 @@ def _row_grid(grid: np.ndarray, n: int) -> np.ndarray:
     return np.broadcast_to(grid, (n, grid.shape[-1])) if grid.ndim == 1 else grid
 
 
+def _sigma_band(
+    ax: Any,
+    x: np.ndarray,
+    centre: np.ndarray,
+    std: np.ndarray,
+    color: str,
+    *,
+    clip_at_zero: bool,
+    **kwargs: Any,
+) -> None:
+    """Shade ``centre ± std`` on ``ax`` (the lower edge cut at 0 when ``clip_at_zero``)."""
+    sigma = np.asarray(std, dtype=np.float64)
+    lower = centre - sigma
+    if clip_at_zero:
+        lower = np.maximum(lower, 0.0)
+    ax.fill_between(x, lower, centre + sigma, color=color, alpha=0.3, lw=0, **kwargs)
+
+
 def spectra_grid(
     grid: np.ndarray,
     references: np.ndarray,
@@ -128,12 +146,9 @@ def spectra_grid(
         ax = axes.flat[slot]
         ax.plot(x[i], references[i], color="black", alpha=0.65, lw=1.2)
         ax.plot(x[i], predictions[i], color=colors[i], lw=2.0)
-        if std is not None:
-            sigma = np.asarray(std[i], dtype=np.float64)
-            lower = predictions[i] - sigma
-            if (references >= 0).all() and (predictions >= 0).all():
-                lower = np.maximum(lower, 0.0)  # a density of states is never negative
-            ax.fill_between(x[i], lower, predictions[i] + sigma, color=colors[i], alpha=0.3, lw=0)
+        if std is not None:  # a density of states is never negative: cut the band at 0 for one
+            non_negative = bool((references >= 0).all() and (predictions >= 0).all())
+            _sigma_band(ax, x[i], predictions[i], std[i], colors[i], clip_at_zero=non_negative)
         ax.set_title(titles[i], fontsize=8.5)
         ax.tick_params(labelsize=7)
     for row, label in enumerate(row_labels or ()):
@@ -413,16 +428,7 @@ def predicted_spectra(
     for i, ax in enumerate(axes[:n]):
         ax.plot(x[i], mean[i], color="tab:blue", lw=1.8, label="prediction")
         if std is not None:
-            sigma = np.asarray(std[i], dtype=np.float64)
-            ax.fill_between(
-                x[i],
-                np.maximum(mean[i] - sigma, 0.0),
-                mean[i] + sigma,
-                color="tab:blue",
-                alpha=0.3,
-                lw=0,
-                label="±1σ",
-            )
+            _sigma_band(ax, x[i], mean[i], std[i], "tab:blue", clip_at_zero=True, label="±1σ")
         ax.set_title(str(ids[i]), fontsize=9)
         ax.tick_params(labelsize=7)
     if n and std is not None:

@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from s2p_utils.config import PRESETS, ExperimentConfig, ModelConfig
-from s2p_utils.packaged_models import PREFIX as PACKAGED_PREFIX
 from s2p_utils.packaged_models import resolve_model_spec
 
 __all__ = [
@@ -242,8 +241,7 @@ def load_predictor(
         return load_predictor(loaded.models, metadata=loaded.metadata, grid=grid)
     if isinstance(model_or_path, tuple) and len(model_or_path) == 2 and isinstance(model_or_path[1], Mapping):
         model_or_path, metadata = model_or_path
-    if isinstance(model_or_path, str) and model_or_path.startswith(PACKAGED_PREFIX):
-        model_or_path = resolve_model_spec(model_or_path)
+    model_or_path = resolve_model_spec(model_or_path)  # "s2p:NAME" → the packaged folder
     if isinstance(model_or_path, str) and model_or_path.startswith("authors:"):
         from s2p_utils.models_registry import resolve_authors_model
 

@@ -91,7 +91,8 @@ def test_export_rounds_weights_and_keeps_predictions(tmp_path):
 
     _, ensemble = make_saved_models(tmp_path)
     write_calibration(ensemble, Calibration(2.0, 0.01, 3))
-    dest = packaged_models.export_ensemble(ensemble, "tiny", {"predicts": "toy"}, dest_root=tmp_path / "pkg")
+    dest = packaged_models.export_ensemble(ensemble, "tiny", dest_root=tmp_path / "pkg")
+    packaged_models.write_model_card(dest, {"predicts": "toy"})
     card = json.loads((dest / "model_card.json").read_text())
     assert card["size_bytes"] == packaged_models.folder_size(dest) and card["predicts"] == "toy"
     original, exported = predict(ensemble, _crystals()), predict(dest, _crystals())

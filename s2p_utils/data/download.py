@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from s2p_utils.paths import atomic_path
+
 __all__ = [
     "LOCK_FILENAME",
     "ChecksumError",
@@ -146,9 +148,10 @@ class TrustLock:
         }
         files[url] = entry
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"format": LOCK_FORMAT, "files": files}, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            tmp.write_text(
+                json.dumps({"format": LOCK_FORMAT, "files": files}, indent=1, sort_keys=True) + "\n"
+            )
         return entry
 
 
