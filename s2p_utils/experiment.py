@@ -39,7 +39,7 @@ from s2p_utils.config import ExperimentConfig, get_preset
 from s2p_utils.train import check_epochs
 from s2p_utils.uncertainty import Calibration, active_points, write_calibration
 
-__all__ = ["RunResult", "run_experiment", "cmd_train", "scaler_rows", "SMOKE_SIZES", "SMOKE_EPOCHS"]
+__all__ = ["RunResult", "run_experiment", "scaler_rows", "SMOKE_SIZES", "SMOKE_EPOCHS"]
 
 SMOKE_SIZES = {"train": 32, "val": 8, "test": 8}
 """Rows of each split part kept in smoke mode (the first ones of each part)."""
@@ -519,27 +519,3 @@ def _close(figure) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(figure)
-
-
-def cmd_train(args) -> int:
-    """``s2p train PRESET [--split S] [--mode legacy|fixed] [--epochs N] [--seed K] [--smoke] ...``."""
-    result = run_experiment(
-        args.preset,
-        split=args.split,
-        mode=args.mode,
-        epochs=args.epochs,
-        seed=args.seed,
-        smoke=True if getattr(args, "smoke", False) else None,
-        run_name=args.run_name,
-        results_dir=args.results_dir,
-        verbose=2,
-    )
-    m = result.metrics
-    print(
-        f"{result.run_name}: test MAE {m['mae']:.4f} (train-mean baseline {m.get('baseline_mae', float('nan')):.4f}), "
-        f"MSE {m['mse']:.5f}, R² {m.get('r2', float('nan')):.3f}, {len(result.history)} epochs"
-    )
-    print(
-        f"metrics: {result.metrics_path}\npredictions: {result.predictions_path}\nmodel: {result.model_path}"
-    )
-    return 0

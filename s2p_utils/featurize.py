@@ -73,7 +73,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
@@ -104,7 +103,6 @@ __all__ = [
     "legacy_shell_volumes",
     "shell_volumes",
     "featurize",
-    "cmd_featurize",
 ]
 
 FEATURIZER_VERSION = 1
@@ -796,54 +794,3 @@ def featurize(
     if cache_path is not None and key is not None:
         _save_ragged_npz(cache_path, features, key=np.array(key))
     return features
-
-
-def cmd_featurize(args: Any) -> int:
-    """``s2p featurize FILES... --out F.npz [--method pdf|simple_rdf] [--legacy] [--n-jobs N]``.
-
-    Writes an ``.npz`` (no pickles) with ``ids`` (the file paths, str), ``features`` float64
-    ``(total_atoms, n_bins)`` and ``tokens`` int32 ``(total_atoms,)`` concatenated over structures,
-    ``offsets`` int64 ``(n + 1,)`` (rows of structure ``k``: ``offsets[k]:offsets[k + 1]``), ``method``,
-    ``legacy`` and ``featurizer_version``. A file that cannot be read is reported on stderr and
-    skipped (exit status 1); elements outside the vocabulary get the ``[UNK]`` token.
-    """
-    from s2p_utils.data.structures import read_structure
-    from s2p_utils.vocab import UNK_ID, atoms_tokens
-
-    ids: list[str] = []
-    structures: list[Atoms] = []
-    failures = 0
-    for name in args.files:
-        try:
-            structures.append(read_structure(name))
-            ids.append(str(name))
-        except ValueError as error:
-            failures += 1
-            print(f"s2p featurize: skipped: {error}", file=sys.stderr)
-    if not structures:
-        raise ValueError("no readable structure among the input files")
-    features = featurize(
-        structures,
-        method=args.method,
-        legacy=bool(args.legacy),
-        n_jobs=int(getattr(args, "n_jobs", 1) or 1),
-        progress=True,
-    )
-    tokens = [atoms_tokens(atoms, unknown="unk") for atoms in structures]
-    for name, tok in zip(ids, tokens, strict=True):
-        if (tok == UNK_ID).any():
-            print(
-                f"s2p featurize: {name}: element(s) outside the vocabulary mapped to [UNK]", file=sys.stderr
-            )
-    out = Path(args.out)
-    _save_ragged_npz(
-        out,
-        features,
-        ids=np.array(ids, dtype=str),
-        tokens=np.concatenate(tokens).astype(np.int32),
-        method=np.array(args.method),
-        legacy=np.array(bool(args.legacy)),
-        featurizer_version=np.array(FEATURIZER_VERSION),
-    )
-    print(f"wrote {out} ({len(structures)} structures, {sum(len(f) for f in features)} atoms)")
-    return 1 if failures else 0

@@ -21,7 +21,6 @@ states in its title and in every row that the numbers are smoke-test numbers, no
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import math
 import os
@@ -48,7 +47,6 @@ __all__ = [
     "execute_notebook",
     "reproduce",
     "render_readme",
-    "cmd_reproduce",
 ]
 
 
@@ -553,20 +551,3 @@ def exit_status(outcomes: Sequence[RunOutcome]) -> int:
     if attempted and not any(o.status == "ok" for o in attempted):
         return 1
     return 0
-
-
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    """``s2p reproduce [--datasets NAME ...] [--results-dir DIR]``."""
-    outcomes, readme = reproduce(
-        getattr(args, "datasets", None), results_dir=getattr(args, "results_dir", None)
-    )
-    attempted = [o for o in outcomes if o.run is not None]
-    failed = [o for o in attempted if o.status != "ok"]
-    missing = [o for o in outcomes if o.run is None]
-    print(
-        f"[reproduce] {len(attempted) - len(failed)} notebook run(s) ok, {len(failed)} failed, "
-        f"{len(missing)} dataset(s) not obtainable; see {readme}"
-    )
-    if not attempted:
-        print("[reproduce] nothing could be run: set S2P_DATA_MIRROR or go online (see `s2p data list`)")
-    return exit_status(outcomes)

@@ -12,8 +12,8 @@ import pytest
 from ase import Atoms
 from upstream_fixtures import make_e3nn_csv, make_mat2spec_zip
 
+from s2p_utils.cli.data import cmd_fetch, cmd_list
 from s2p_utils.data import converters, registry
-from s2p_utils.data.cli import cmd_fetch, cmd_list
 from s2p_utils.data.dataset import save_prepared
 from s2p_utils.data.download import ChecksumError
 

@@ -17,10 +17,10 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.distance import cdist
 
 import s2p_utils.featurize as featurize_module
+from s2p_utils.cli.featurize import cmd_featurize
 from s2p_utils.featurize import (
     FEATURIZER_VERSION,
     atomic_pdf,
-    cmd_featurize,
     featurize,
     pair_counts,
     simple_rdf,

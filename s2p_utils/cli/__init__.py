@@ -8,7 +8,9 @@
                                                e3nn_phdos_plus phonon-DOS ensemble, with σ)
 ``s2p reproduce [--datasets ...]``             run the notebooks headless, write results/README.md
 
-Each sub-command imports its module lazily, so ``s2p data list`` never loads TensorFlow.
+Every ``cmd_*`` function and every ``print`` of the package lives in this package, one module per
+command (:mod:`s2p_utils.cli.data`, ``.models``, ``.featurize``, ``.train``, ``.predict``, ``.reproduce``);
+each is imported only when its command runs, so ``s2p data list`` never loads TensorFlow.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--mirror", default=None, help="offline mirror directory (default $S2P_DATA_MIRROR)"
     )
     data_list.add_argument("--cache-dir", default=None, help="cache directory (default $S2P_CACHE_DIR)")
-    data_list.set_defaults(func=_lazy("s2p_utils.data.cli", "cmd_list"))
+    data_list.set_defaults(func=_lazy("s2p_utils.cli.data", "cmd_list"))
     data_fetch = data_sub.add_parser("fetch", help="download (or copy from the mirror), verify and prepare")
     data_fetch.add_argument("name", nargs="+", help="dataset name(s), see `s2p data list`")
     data_fetch.add_argument("--mirror", default=None)
@@ -68,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_fetch.add_argument(
         "--refresh", action="store_true", help="rebuild the prepared cache file (e.g. after corruption)"
     )
-    data_fetch.set_defaults(func=_lazy("s2p_utils.data.cli", "cmd_fetch"))
+    data_fetch.set_defaults(func=_lazy("s2p_utils.cli.data", "cmd_fetch"))
 
     models = sub.add_parser("models", help="list and fetch the authors' pretrained models")
     models_sub = models.add_subparsers(dest="models_command", required=True)
@@ -78,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (models_list, models_fetch):
         command.add_argument("--mirror", default=None, help="offline mirror (default $S2P_DATA_MIRROR)")
         command.add_argument("--cache-dir", default=None, help="cache directory (default $S2P_CACHE_DIR)")
-    models_list.set_defaults(func=_lazy("s2p_utils.models_registry", "cmd_list"))
-    models_fetch.set_defaults(func=_lazy("s2p_utils.models_registry", "cmd_fetch"))
+    models_list.set_defaults(func=_lazy("s2p_utils.cli.models", "cmd_list"))
+    models_fetch.set_defaults(func=_lazy("s2p_utils.cli.models", "cmd_fetch"))
 
     feat = sub.add_parser("featurize", help="per-atom PDFs and element tokens for structure files")
     feat.add_argument("files", nargs="+")
@@ -87,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--method", choices=["pdf", "simple_rdf"], default="pdf")
     feat.add_argument("--legacy", action="store_true", help="bit-exact original recipe")
     feat.add_argument("--n-jobs", type=int, default=1)
-    feat.set_defaults(func=_lazy("s2p_utils.featurize", "cmd_featurize"))
+    feat.set_defaults(func=_lazy("s2p_utils.cli.featurize", "cmd_featurize"))
 
     train = sub.add_parser("train", help="train and evaluate one preset")
     train.add_argument("preset")
@@ -100,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-name", default=None)
     train.add_argument("--results-dir", default=None)
     train.add_argument("--smoke", action="store_true", help="tiny data, 2 epochs")
-    train.set_defaults(func=_lazy("s2p_utils.experiment", "cmd_train"))
+    train.set_defaults(func=_lazy("s2p_utils.cli.train", "cmd_train"))
 
     predict = sub.add_parser("predict", help="predict spectra for structure files")
     predict.add_argument(
@@ -127,12 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="target grid for grid-input models: START:STOP:N (e.g. -10:10:500) or a .npy/.txt file",
     )
-    predict.set_defaults(func=_lazy("s2p_utils.prediction", "cmd_predict"))
+    predict.set_defaults(func=_lazy("s2p_utils.cli.predict", "cmd_predict"))
 
     reproduce = sub.add_parser("reproduce", help="run the paper notebooks headless and tabulate results")
     reproduce.add_argument("--datasets", nargs="*", default=None, help="only these datasets (default all)")
     reproduce.add_argument("--results-dir", default=None)
-    reproduce.set_defaults(func=_lazy("s2p_utils.reproduce", "cmd_reproduce"))
+    reproduce.set_defaults(func=_lazy("s2p_utils.cli.reproduce", "cmd_reproduce"))
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``s2p data list`` and ``s2p data fetch NAME...`` (dispatched lazily from :mod:`s2p_utils.cli`)."""
+"""``s2p data list`` and ``s2p data fetch NAME...``."""
 
 from __future__ import annotations
 
