@@ -1,4 +1,6 @@
-"""Figures: the paper's quartile figure, learning curves, C_V parity, uncertainty calibration, PDF vs RDF.
+"""Figures: the paper's quartile figure, best/median/worst spectra, learning curves, parity plots (C_V, ω̄),
+uncertainty calibration, PDF vs RDF, run comparison. The input-side figures (crystals, PDF rows, atom
+counts, example targets) are in :mod:`s2p_utils.plots_inputs`.
 
 Every function builds a :class:`matplotlib.figure.Figure` directly (no pyplot state, no backend switch,
 works headless) and returns it; with ``path`` it is also saved as PNG at 150 dpi. In a notebook,
@@ -19,11 +21,16 @@ from matplotlib.lines import Line2D
 
 __all__ = [
     "QUARTILE_COLORS",
+    "BEST_MEDIAN_WORST_COLORS",
     "quartile_selection",
     "quartile_figure",
     "spectra_grid",
     "learning_curves",
     "cv_parity",
+    "parity_figure",
+    "best_median_worst",
+    "compare_runs_figure",
+    "predicted_spectra",
     "calibration_curve",
     "pdf_comparison",
     "axis_label",
@@ -238,6 +245,71 @@ def _row_label(quartile: int, errors: np.ndarray) -> str:
     return f"Q{quartile + 1}\nMAE {errors.min():.2g}–{errors.max():.2g}"
 
 
+#: Prediction colour of the best, median and worst panel of :func:`best_median_worst`.
+BEST_MEDIAN_WORST_COLORS = ("green", "royalblue", "red")
+
+
+def best_median_worst(
+    ids: Sequence[str],
+    formulas: Sequence[str],
+    grid: np.ndarray,
+    targets: np.ndarray,
+    predictions: np.ndarray,
+    *,
+    std: np.ndarray | None = None,
+    grid_unit: str = "",
+    ylabel: str = "DOS",
+    title: str | None = None,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Three panels: the spectra with the lowest, the median and the highest per-spectrum MAE.
+
+    Reference in black, prediction in green / royalblue / red (:data:`BEST_MEDIAN_WORST_COLORS`), a ±1σ
+    band around the prediction when ``std`` is given (an ensemble); each panel is titled with the rank,
+    formula, id and MAE. Ranking: :func:`s2p_utils.metrics.per_spectrum_mae`, stable; the median is the
+    ``(n − 1) // 2``-th spectrum of that ranking (the lower median for even ``n``). With fewer than three
+    spectra a spectrum appears in more than one panel.
+
+    Args:
+        ids, formulas: length ``n`` (≥ 1).
+        grid: ``(n_grid,)`` or per-structure ``(n, n_grid)``, in ``grid_unit`` (``"cm^-1"``, ``"eV"``).
+        targets, predictions: ``(n, n_grid)``, unscaled, in the target unit.
+        std: optional ``(n, n_grid)`` ensemble standard deviation (same unit).
+        path: save as PNG (150 dpi) here.
+    """
+    from s2p_utils.metrics import per_spectrum_mae
+
+    targets = np.asarray(targets, dtype=np.float64)
+    predictions = np.asarray(predictions, dtype=np.float64)
+    errors = per_spectrum_mae(targets, predictions)
+    n = errors.size
+    if n == 0 or not (len(ids) == len(formulas) == n):
+        raise ValueError(f"{len(ids)} ids and {len(formulas)} formulas for {n} spectra (need ≥ 1)")
+    order = np.argsort(errors, kind="stable")
+    shown = order[[0, (n - 1) // 2, n - 1]]
+    ranks = ("best", "median", "worst")
+    fig = spectra_grid(
+        _row_grid(grid, n)[shown],
+        targets[shown],
+        predictions[shown],
+        titles=[
+            f"{rank}: {formulas[i]}  {ids[i]}\nMAE {errors[i]:.3g}"
+            for rank, i in zip(ranks, shown, strict=True)
+        ],
+        colors=list(BEST_MEDIAN_WORST_COLORS),
+        nrows=1,
+        ncols=3,
+        std=None if std is None else np.asarray(std, dtype=np.float64)[shown],
+        legend=list(zip(BEST_MEDIAN_WORST_COLORS, [f"prediction ({rank})" for rank in ranks], strict=True)),
+        grid_unit=grid_unit,
+        ylabel=ylabel,
+        figsize=(11.0, 3.0),
+    )
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
 def learning_curves(
     history: Any, *, path: str | os.PathLike | None = None, title: str | None = None
 ) -> Figure:
@@ -278,6 +350,60 @@ def learning_curves(
     return _save(fig, path)
 
 
+def parity_figure(
+    true: np.ndarray | Sequence[float],
+    pred: np.ndarray | Sequence[float],
+    quantity: str,
+    unit: str,
+    *,
+    path: str | os.PathLike | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Parity plot of one scalar per material: reference (x) against predicted (y), with the diagonal.
+
+    Args:
+        true, pred: ``(n,)`` values in ``unit``, e.g. the heat capacity C_V in k_B/atom
+            (:func:`s2p_utils.metrics.heat_capacity`) or the mean frequency ω̄ in cm⁻¹
+            (:func:`s2p_utils.metrics.mean_frequency`) of the reference and predicted DOS.
+        quantity: axis name, matplotlib mathtext allowed (``"$C_V$(300 K)"``, ``"$\\bar\\omega$"``).
+        unit: unit of both axes and of the MAE (``"$k_B$/atom"``, ``"cm$^{-1}$"``); ``""`` for none.
+
+    The MAE, the R² (1 − SS_res/SS_tot about the mean of ``true``, :func:`s2p_utils.metrics.r2_pooled`)
+    and n are printed in the upper left; NaN or infinite pairs are dropped.
+    """
+    from s2p_utils.metrics import r2_pooled
+
+    true = np.asarray(true, dtype=np.float64).ravel()
+    pred = np.asarray(pred, dtype=np.float64).ravel()
+    if true.shape != pred.shape:
+        raise ValueError(f"true {true.shape} and pred {pred.shape} differ in length")
+    ok = np.isfinite(true) & np.isfinite(pred)
+    true, pred = true[ok], pred[ok]
+    fig = Figure(figsize=(4.6, 4.4), layout="constrained")
+    ax = fig.subplots()
+    ax.scatter(true, pred, s=14, alpha=0.7, edgecolor="none")
+    if true.size:
+        lo, hi = min(true.min(), pred.min()), max(true.max(), pred.max())
+        pad = 0.05 * (hi - lo or 1.0)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="black", lw=1, ls="--")
+        mae = np.abs(true - pred).mean()
+        r2 = r2_pooled(true[None, :], pred[None, :]) if np.ptp(true) > 0 else float("nan")
+        ax.text(
+            0.04,
+            0.96,
+            f"MAE {mae:.3g} {unit}".rstrip() + f"\n$R^2$ {r2:.3f}\nn = {true.size}",
+            transform=ax.transAxes,
+            va="top",
+        )
+    label = f"{quantity} ({unit})" if unit else quantity
+    ax.set_xlabel(f"reference {label}")
+    ax.set_ylabel(f"predicted {label}")
+    ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
 def cv_parity(
     cv_true: np.ndarray,
     cv_pred: np.ndarray,
@@ -286,41 +412,8 @@ def cv_parity(
     temperature: float = 300.0,
     title: str | None = None,
 ) -> Figure:
-    """Parity plot of the phonon heat capacity C_V (k_B per atom) from reference vs predicted DOS.
-
-    The diagonal, the MAE and the R² (1 − SS_res/SS_tot) are shown; NaN pairs are dropped.
-    """
-    cv_true = np.asarray(cv_true, dtype=np.float64).ravel()
-    cv_pred = np.asarray(cv_pred, dtype=np.float64).ravel()
-    if cv_true.shape != cv_pred.shape:
-        raise ValueError(f"cv_true {cv_true.shape} and cv_pred {cv_pred.shape} differ in length")
-    ok = np.isfinite(cv_true) & np.isfinite(cv_pred)
-    cv_true, cv_pred = cv_true[ok], cv_pred[ok]
-    fig = Figure(figsize=(4.6, 4.4), layout="constrained")
-    ax = fig.subplots()
-    ax.scatter(cv_true, cv_pred, s=14, alpha=0.7, edgecolor="none")
-    if cv_true.size:
-        lo = min(cv_true.min(), cv_pred.min())
-        hi = max(cv_true.max(), cv_pred.max())
-        pad = 0.05 * (hi - lo or 1.0)
-        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="black", lw=1, ls="--")
-        mae = np.abs(cv_true - cv_pred).mean()
-        ss_tot = ((cv_true - cv_true.mean()) ** 2).sum()
-        r2 = 1 - ((cv_true - cv_pred) ** 2).sum() / ss_tot if ss_tot > 0 else float("nan")
-        ax.text(
-            0.04,
-            0.96,
-            f"MAE {mae:.3g} $k_B$/atom\n$R^2$ {r2:.3f}\nn = {cv_true.size}",
-            transform=ax.transAxes,
-            va="top",
-        )
-    label = f"$C_V$({temperature:g} K) ($k_B$/atom)"
-    ax.set_xlabel(f"reference {label}")
-    ax.set_ylabel(f"predicted {label}")
-    ax.set_aspect("equal", adjustable="datalim")
-    if title:
-        ax.set_title(title)
-    return _save(fig, path)
+    """:func:`parity_figure` of the phonon heat capacity C_V (``(n,)``, k_B per atom) at ``temperature`` K."""
+    return parity_figure(cv_true, cv_pred, f"$C_V$({temperature:g} K)", "$k_B$/atom", path=path, title=title)
 
 
 def calibration_curve(
@@ -438,3 +531,58 @@ def predicted_spectra(
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)
+
+
+def compare_runs_figure(
+    metrics_by_run: Mapping[str, Mapping[str, float]],
+    keys: Sequence[str] = ("mae", "mse", "r2"),
+    *,
+    labels: Mapping[str, str] | None = None,
+    title: str | None = None,
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Bar chart comparing runs on a few scores: one panel per score (own y scale), one bar per run.
+
+    Args:
+        metrics_by_run: run label → its metrics (:func:`s2p_utils.metrics.spectrum_metrics`, or a row of
+            ``metrics.csv``), e.g. ``{"simple RDF": {...}, "per-atom PDF": {...}}``; runs keep this order.
+        keys: metric names, one panel each, e.g. ``mae``/``mse`` (target units), ``r2``, ``wasserstein``
+            (grid units, cm⁻¹ or eV), ``omega_mae`` (cm⁻¹).
+        labels: panel title of a key (default the key itself).
+
+    Each bar is annotated with its value (4 significant digits); a run without a finite value for a key
+    gets no bar there and the annotation "n/a".
+    """
+    runs = list(metrics_by_run)
+    keys = list(keys)
+    if not runs or not keys:
+        raise ValueError(f"need at least one run and one key; got {len(runs)} runs and {len(keys)} keys")
+    fig = Figure(figsize=(max(3.0, 0.8 * len(runs) + 1.6) * len(keys), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    colors = [f"C{i % 10}" for i in range(len(runs))]
+    position = np.arange(len(runs))
+    for ax, key in zip(axes, keys, strict=True):
+        values = np.array([_as_float(metrics_by_run[run].get(key)) for run in runs])
+        finite = np.isfinite(values)
+        bars = ax.bar(position, np.where(finite, values, 0.0), color=colors)
+        for bar, ok in zip(bars, finite, strict=True):
+            bar.set_visible(bool(ok))
+        ax.bar_label(
+            bars,
+            labels=[f"{v:.4g}" if ok else "n/a" for v, ok in zip(values, finite, strict=True)],
+            fontsize=8,
+            padding=2,
+        )
+        ax.set_xticks(position, runs, rotation=20, ha="right", fontsize=8)
+        ax.set_title((labels or {}).get(key, key), fontsize=10)
+        ax.margins(y=0.15)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")

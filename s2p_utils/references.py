@@ -16,9 +16,15 @@ and R² are compared with the MaxNorm rows only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Reference", "REFERENCES", "references_for"]
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["Reference", "REFERENCES", "METRIC_KEYS", "COLUMN_LABELS", "references_for", "comparison_table"]
 
 _KONG_TABLE1 = "Kong et al., Nat. Commun. 13, 949 (2022) (Mat2Spec), Table 1, phonon DOS"
 
@@ -105,3 +111,91 @@ REFERENCES: tuple[Reference, ...] = (
 def references_for(dataset: str, split: str) -> list[Reference]:
     """The published rows for ``dataset`` on ``split`` (empty when there are none)."""
     return [ref for ref in REFERENCES if ref.dataset == dataset and ref.split == split]
+
+
+_DESCRIPTIVE = ("dataset", "split", "model", "source", "note")
+
+#: The score columns a :class:`Reference` can fill, in Table-1 order; all are keys of
+#: :func:`s2p_utils.metrics.spectrum_metrics` too.
+METRIC_KEYS: tuple[str, ...] = tuple(f.name for f in fields(Reference) if f.name not in _DESCRIPTIVE)
+
+#: Display header of each column of :func:`comparison_table` (``table.rename(columns=COLUMN_LABELS)``).
+COLUMN_LABELS: dict[str, str] = {
+    "model": "model",
+    "ours": "ours",
+    "mae": "MAE",
+    "mse": "MSE",
+    "r2": "R² (var.-weighted)",
+    "mae_renorm": "MAE (max-renorm.)",
+    "mse_renorm": "MSE (max-renorm.)",
+    "r2_pooled_renorm": "R² (pooled, max-renorm.)",
+    "wasserstein": "W₁",
+    "omega_mae": "ω̄ MAE (cm⁻¹)",
+    "source": "source",
+}
+
+
+def _number(value: Any) -> float:
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def comparison_table(
+    metrics: Mapping[str, float] | Mapping[str, Mapping[str, float]],
+    dataset: str,
+    split: str,
+    *,
+    columns: Sequence[str] | None = None,
+    keep_empty: bool = False,
+) -> pandas.DataFrame:
+    """Our test scores next to the published ones for ``dataset`` on ``split``, one row per model.
+
+    Args:
+        metrics: one run's scores (:func:`s2p_utils.metrics.spectrum_metrics`, or a row of
+            ``metrics.csv``), shown as the row ``"struct2prop (this run)"``; or run label → scores for several
+            runs (one row each, in the given order). Keys that are not score columns are ignored.
+        dataset, split: which published rows to add (:func:`references_for`).
+        columns: the score columns, default :data:`METRIC_KEYS` (MAE, MSE, R², their max-renormalised
+            forms, W₁, ω̄ MAE; units as in the module docstring: target units, grid units = cm⁻¹, cm⁻¹).
+        keep_empty: keep a score column that no row fills (default: drop it).
+
+    Returns:
+        A DataFrame with columns ``model``, ``ours`` (True for our runs), the score columns (float, NaN where
+        a row has no value) and ``source`` (``"this run"`` for ours); our rows first, then the published
+        ones in :data:`REFERENCES` order. Rename headers for display with :data:`COLUMN_LABELS`.
+    """
+    import pandas as pd
+
+    columns = list(METRIC_KEYS if columns is None else columns)
+    runs: Mapping[str, Mapping[str, Any]]
+    if metrics and all(isinstance(value, Mapping) for value in metrics.values()):
+        runs = metrics  # type: ignore[assignment]
+    else:
+        runs = {"struct2prop (this run)": metrics}
+    rows = [
+        {
+            "model": str(name),
+            "ours": True,
+            **{k: _number(scores.get(k)) for k in columns},
+            "source": "this run",
+        }
+        for name, scores in runs.items()
+    ]
+    rows += [
+        {
+            "model": ref.model,
+            "ours": False,
+            **{k: _number(getattr(ref, k, None)) for k in columns},
+            "source": ref.source,
+        }
+        for ref in references_for(dataset, split)
+    ]
+    table = pd.DataFrame(rows, columns=["model", "ours", *columns, "source"])
+    table[columns] = table[columns].astype("float64")
+    if not keep_empty:
+        table = table.drop(columns=[k for k in columns if table[k].isna().all()])
+    return table
