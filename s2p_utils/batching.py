@@ -52,11 +52,14 @@ def cut_batch(
     *,
     bucketed: bool = True,
     permutation_rng: np.random.Generator | None = None,
+    order_keys: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Rows ``rows`` of ``inputs``, sequence inputs cut to the longest member when ``bucketed``.
 
     With ``permutation_rng``, the real atoms of every row are put in a random order (same order for
-    the ``pdf`` and ``tokens`` of that row; padding stays at the end).
+    the ``pdf`` and ``tokens`` of that row; padding stays at the end). With ``order_keys`` (float
+    ``(max_atoms,)``) instead, a row of ``m`` atoms is put in the order ``argsort(order_keys[:m])``: a
+    fixed function of the keys and ``m``, so a structure gets the same order whatever batch it is in.
     """
     batch = {name: np.asarray(array[rows]) for name, array in inputs.items()}
     lengths = atom_counts(batch["tokens"])
@@ -64,9 +67,12 @@ def cut_batch(
         width = max(int(lengths.max(initial=0)), 1)
         for name in SEQUENCE_INPUTS:
             batch[name] = np.ascontiguousarray(batch[name][:, :width])
-    if permutation_rng is not None:
+    if permutation_rng is not None or order_keys is not None:
         for k, length in enumerate(lengths):
-            order = permutation_rng.permutation(int(length))
+            if order_keys is not None:
+                order = np.argsort(order_keys[: int(length)], kind="stable")
+            else:
+                order = permutation_rng.permutation(int(length))
             for name in SEQUENCE_INPUTS:
                 batch[name][k, :length] = batch[name][k, order]
     return batch
@@ -163,8 +169,9 @@ def predict_batched(
 
     ``bucketed`` cuts each batch to its longest structure (only for a model built with a free sequence
     length and a masked PDF branch, see :func:`s2p_utils.model.build_model`; otherwise batches keep the
-    full padded width). ``permutations=k`` averages over the listed atom
-    order and ``k`` random orders (seeded).
+    full padded width). ``permutations=k`` averages over the listed atom order and ``k`` random orders:
+    order ``j`` of a structure depends only on ``(seed, j)`` and its atom count, not on the other rows
+    or the batch size, so a structure predicted alone or among thousands gets the same orders.
     """
     names = [tensor.name.split(":")[0] for tensor in model.inputs]
     layer_names = {layer.name for layer in model.layers}
@@ -175,12 +182,10 @@ def predict_batched(
     n = len(inputs["tokens"])
     total = None
     for k in range(permutations + 1):
-        rng = np.random.default_rng([seed, k]) if k else None
+        keys = np.random.default_rng([seed, k]).random(inputs["tokens"].shape[1]) if k else None
         out = None
         for rows in evaluation_batches(inputs, batch_size, bucketed):
-            batch = cut_batch(
-                {name: inputs[name] for name in names}, rows, bucketed=bucketed, permutation_rng=rng
-            )
+            batch = cut_batch({name: inputs[name] for name in names}, rows, bucketed=bucketed, order_keys=keys)
             values = np.asarray(model(batch, training=False), dtype=np.float32)
             if out is None:
                 out = np.zeros((n, values.shape[1]), dtype=np.float32)

@@ -11,9 +11,28 @@ variant with :func:`dataclasses.replace`::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
-__all__ = ["ModelConfig", "TrainConfig", "ExperimentConfig", "PRESETS", "get_preset"]
+__all__ = [
+    "ModelConfig",
+    "TrainConfig",
+    "ExperimentConfig",
+    "Recipe",
+    "MODES",
+    "SMOKE_EPOCHS",
+    "PRESETS",
+    "get_preset",
+    "resolve_recipe",
+    "recipe_from_dict",
+    "config_to_dict",
+    "config_from_dict",
+]
+
+MODES = ("legacy", "fixed")
+"""``legacy``: the original notebooks' recipe, quirks included; ``fixed``: the corrected one (default)."""
+SMOKE_EPOCHS = 2
+"""Epochs of a smoke run (``S2P_SMOKE=1``), whatever the mode."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +249,113 @@ PRESETS["e3nn_phdos_set"] = replace(
         "targets smoothed by half a grid point, a 5-member seed ensemble with calibrated spread."
     ),
 )
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The ``legacy``/``fixed`` switch resolved into explicit choices, once (:func:`resolve_recipe`).
+
+    Nothing below :mod:`s2p_utils.config` reads a mode string: featurisation, scaling, training and
+    prediction read these fields. ``mode`` is kept as a label for run names and reports only.
+
+    Attributes:
+        mode: ``"legacy"`` or ``"fixed"`` (label).
+        legacy_features: the authors' featurisation bit for bit (PDF in Å⁻³ with misaligned shells; simple
+            RDF without periodic images), see :mod:`s2p_utils.featurize`; otherwise the corrected g(r).
+        scaler_fit_on: rows the target scaler is fitted on: ``"all_rows"`` (the notebooks' leak, test rows
+            included) or ``"train_rows"``.
+        stop_on: early-stopping monitor, ``"loss"`` (training loss; never fires in practice) or ``"val_loss"``.
+        patience, min_delta: early-stopping settings for ``stop_on``.
+        restore_best: restore the best-validation-epoch weights at the end (else the last epoch's).
+        bucketed: length-bucketed batches (:mod:`s2p_utils.batching`), never for grid-input networks.
+        epochs: maximum number of epochs.
+        predict_batch_size: network batch size at evaluation and prediction (the notebooks' 32 in legacy).
+    """
+
+    mode: str
+    legacy_features: bool
+    scaler_fit_on: str
+    stop_on: str
+    patience: int
+    min_delta: float
+    restore_best: bool
+    bucketed: bool
+    epochs: int
+    predict_batch_size: int
+
+
+def resolve_recipe(
+    config: ExperimentConfig, mode: str = "fixed", *, epochs: int | None = None, smoke: bool = False
+) -> Recipe:
+    """Resolve ``mode`` for ``config`` into a :class:`Recipe`.
+
+    Args:
+        config: the experiment.
+        mode: ``"legacy"`` or ``"fixed"``.
+        epochs: maximum epochs (default: :data:`SMOKE_EPOCHS` when ``smoke``, else ``legacy_epochs`` in
+            legacy mode and ``max_epochs`` otherwise).
+        smoke: a smoke run.
+
+    Raises:
+        ValueError: an unknown mode or ``epochs`` below 1.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    legacy = mode == "legacy"
+    train = config.train
+    if epochs is None:
+        epochs = SMOKE_EPOCHS if smoke else (train.legacy_epochs if legacy else train.max_epochs)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"the number of epochs must be a whole number ≥ 1, got {epochs!r}")
+    return Recipe(
+        mode=mode,
+        legacy_features=legacy,
+        scaler_fit_on="all_rows" if legacy else "train_rows",
+        stop_on="loss" if legacy else "val_loss",
+        patience=train.patience if legacy else train.fixed_patience,
+        min_delta=train.min_delta if legacy else train.fixed_min_delta,
+        restore_best=not legacy,
+        bucketed=train.bucketed and not legacy and not config.model.grid_input,
+        epochs=int(epochs),
+        predict_batch_size=32 if legacy else 256,
+    )
+
+
+def config_to_dict(config: ExperimentConfig | Recipe) -> dict[str, Any]:
+    """A JSON-ready dict of ``config`` (nested dataclasses become dicts)."""
+    return asdict(config)
+
+
+def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
+    """The :class:`ExperimentConfig` written by :func:`config_to_dict`.
+
+    Raises:
+        ValueError: a missing or unknown field (e.g. a record written by a newer version).
+    """
+
+    def build(cls: type, values: Any, where: str) -> Any:
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}: expected an object, got {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {unknown} (written by a newer struct2prop?)")
+        return cls(**values)
+
+    data = dict(data)
+    try:
+        data["model"] = build(ModelConfig, data.get("model"), "config.model")
+        data["train"] = build(TrainConfig, data.get("train", {}), "config.train")
+        return build(ExperimentConfig, data, "config")
+    except TypeError as error:  # a required field missing
+        raise ValueError(f"config: {error}") from None
+
+
+def recipe_from_dict(data: dict[str, Any]) -> Recipe:
+    """The :class:`Recipe` written by :func:`config_to_dict`; ``ValueError`` on missing/unknown fields."""
+    if not isinstance(data, dict) or set(data) != {f.name for f in fields(Recipe)}:
+        raise ValueError(f"recipe: expected the fields {[f.name for f in fields(Recipe)]}, got {data!r:.200}")
+    return Recipe(**data)
 
 
 def get_preset(name: str) -> ExperimentConfig:

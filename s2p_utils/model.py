@@ -1,4 +1,4 @@
-"""The paper's network, its construction from a preset, and saving/loading with metadata.
+"""The paper's network, its construction from a preset, and saving/loading with its model record.
 
 Architecture (layer names in backticks)::
 
@@ -32,18 +32,17 @@ TensorFlow/Keras are imported here; do not import this module from featurization
 from __future__ import annotations
 
 import functools
-import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from s2p_utils.config import PRESETS as PRESETS_BY_NAME
 from s2p_utils.config import ExperimentConfig, ModelConfig, get_preset
+from s2p_utils.model_record import ModelRecord, authors_record
 from s2p_utils.paths import atomic_path
+from s2p_utils.weights import read_authors_file
 
 __all__ = [
     "TokenMask",
@@ -55,6 +54,10 @@ __all__ = [
     "model_config_of",
     "save_model",
     "load_model",
+    "load_authors_model",
+    "network_shape",
+    "check_network_matches",
+    "model_config_from_network",
     "count_parameters",
     "INPUT_NAMES",
 ]
@@ -167,7 +170,7 @@ def build_model(
         preset_or_config: preset name (e.g. ``"e3nn_phdos"``), ``ExperimentConfig`` or ``ModelConfig``.
         mask_pdf: put ``Masking(0)`` before the PDF BiLSTM (the authors' later models). ``False`` builds
             the e3nn/Mat2Spec notebooks' variant whose BiLSTM also reads the zero padding; only the
-            backward direction differs, and only for :func:`s2p_utils.weights.load_authors_weights` of such files.
+            backward direction differs, and only for :func:`load_authors_model` of such files.
         name: model name (default: the preset name, or ``"struct2prop"``).
 
     Returns:
@@ -296,67 +299,64 @@ def count_parameters(model: keras.Model) -> int:
     return int(sum(np.prod(w.shape) for w in model.weights))
 
 
-def _metadata_jsonable(metadata: dict[str, Any]) -> dict[str, Any]:
-    def convert(value: Any) -> Any:
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-        if isinstance(value, (np.floating, np.integer, np.bool_)):
-            return value.item()
-        if isinstance(value, dict):
-            return {str(k): convert(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [convert(v) for v in value]
-        if isinstance(value, (ModelConfig, ExperimentConfig)):
-            return convert(asdict(value))
-        return value
-
-    return convert(dict(metadata))
-
-
 CUSTOM_OBJECTS = {
     "TokenMask": TokenMask,
     "AttentionKeyMask": AttentionKeyMask,
     "MaskedPooling": MaskedPooling,
 }
 
-DEFAULT_METADATA: dict[str, Any] = {
-    "preset": None,
-    "featurizer": "pdf",
-    "legacy": False,
-    "max_atoms": None,
-    "grid": None,
-    "grid_unit": "",
-    "kind": "",
-    "target_scaler": None,
-    "members": 1,
-}
+
+def network_shape(model: keras.Model) -> dict[str, Any]:
+    """What the saved network itself says about its shape: input names, features per atom, outputs,
+    structure encoder (:func:`encoder_fields`) and the structure LSTM width (0 for the set encoder)."""
+    shapes = {tensor.name.split(":")[0]: tuple(tensor.shape) for tensor in model.inputs}
+    return {
+        "inputs": sorted(shapes),
+        "n_pdf_bins": int(shapes["pdf"][-1]) if "pdf" in shapes else None,
+        "n_out": int(model.outputs[0].shape[-1]),
+        "lstm_units": int(model.get_layer("structure_lstm").units)
+        if _has_layer(model, "structure_lstm")
+        else 0,
+        **encoder_fields(model),
+    }
 
 
-def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
-    """Save ``model`` as ``path`` (``.keras``) and ``metadata`` as the sidecar ``path.with_suffix(".json")``.
+def check_network_matches(model: keras.Model, config: ModelConfig, source: str) -> None:
+    """Refuse a network whose shape differs from the :class:`ModelConfig` of its record.
 
-    ``metadata`` keys (see ``COMMON`` contract): preset, featurizer, legacy, max_atoms, grid, grid_unit,
-    kind, target_scaler (``{"min", "scale"}`` or ``None``), members. Missing keys get defaults;
-    ``max_atoms`` defaults to the model's input length; ``encoder`` (the structure encoder,
-    :func:`encoder_fields`) is read off the network. Both files are written atomically.
+    Raises:
+        ValueError: naming ``source`` and the differing fields.
+    """
+    found = network_shape(model)
+    expected = {
+        "inputs": sorted(["pdf", "tokens", *(["grid"] if config.grid_input else [])]),
+        "n_pdf_bins": config.n_pdf_bins,
+        "n_out": config.n_out,
+        "lstm_units": config.lstm_units if config.structure_encoder == "lstm" else 0,
+        **{key: getattr(config, key) for key in encoder_fields(model) if hasattr(config, key)},
+        "structure_encoder": config.structure_encoder,
+    }
+    differing = {key: (expected[key], found.get(key)) for key in expected if expected[key] != found.get(key)}
+    if differing:
+        detail = ", ".join(f"{key}: record {a!r} vs network {b!r}" for key, (a, b) in differing.items())
+        raise ValueError(f"{source}: the network does not match its model record ({detail})")
+
+
+def save_model(model: keras.Model, path: str | os.PathLike, record: ModelRecord) -> Path:
+    """Save ``model`` as ``path`` (``.keras``) and its :class:`~s2p_utils.model_record.ModelRecord` as the
+    sidecar ``path.with_suffix(".json")``, both atomically.
+
+    Raises:
+        ValueError: ``path`` does not end in ``.keras``, or the network does not match ``record.config.model``.
     """
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"{path}: models are saved in the .keras format (got suffix {path.suffix!r})")
+    check_network_matches(model, record.model, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {**DEFAULT_METADATA, "encoder": encoder_fields(model), **_metadata_jsonable(metadata)}
-    if meta["max_atoms"] is None and _has_layer(model, "tokens"):
-        steps = model.get_layer("tokens").batch_shape[1]
-        preset = PRESETS_BY_NAME.get(meta.get("preset") or "")
-        meta["max_atoms"] = int(steps) if steps is not None else (preset.model.max_atoms if preset else None)
-    if meta["max_atoms"] is None:
-        raise ValueError(
-            f"{path}: the network has a free atom axis; give metadata['max_atoms'] (or a preset)"
-        )
     with atomic_path(path) as tmp:
         model.save(tmp)
-    with atomic_path(path.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(meta, indent=1))
+    record.write(path.with_suffix(".json"))
     return path
 
 
@@ -364,62 +364,121 @@ def _has_layer(model: keras.Model, name: str) -> bool:
     return any(layer.name == name for layer in model.layers)
 
 
-def load_model(path: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
-    """Load a model saved by :func:`save_model` (``.keras`` + ``.json`` sidecar) or an authors' ``.h5``.
+def load_model(path: str | os.PathLike) -> tuple[keras.Model, ModelRecord]:
+    """Load a model saved by :func:`save_model` (``.keras`` + ``.json`` record) or an authors' ``.h5``.
 
-    For a legacy Keras-2 ``.h5`` file the weights are mapped with
-    :func:`s2p_utils.weights.load_authors_weights`; its metadata says ``legacy=True`` and, when the model
-    has a grid input, leaves ``grid`` to the caller (the authors' files do not store it). A ``.keras`` file
-    is loaded with Keras' ``safe_mode=True`` (no Lambda layers or other code from the file).
+    An authors' Keras-2 ``.h5`` is read with :func:`s2p_utils.weights.read_authors_file` (h5py, no code
+    execution) into the network of :func:`build_model`; its record (:func:`s2p_utils.model_record.authors_record`)
+    says legacy featurisation and leaves the grid to the caller (the files do not store it). A ``.keras``
+    file is loaded with Keras' ``safe_mode=True`` (no Lambda layers or other code from the file).
 
     Raises:
         FileNotFoundError: no such file.
         ValueError: naming the file: a corrupt or unsafe ``.keras`` (e.g. a truncated zip), a ``.keras``
-            without its ``.json`` sidecar (the target scaler, grid and featurizer live there; without it
-            predictions would silently stay scaled), unreadable metadata, a malformed ``.h5``.
+            without its ``.json`` record (the target scaler, grid and featurisation live there; without it
+            predictions would silently be wrong), an unreadable or mismatching record, a malformed ``.h5``.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     if path.suffix in {".h5", ".hdf5"}:
-        return _load_authors_model(path)
+        model = load_authors_model(path)
+        return model, authors_record(model_config_from_network(model), name=path.stem, source=str(path))
     if path.suffix != ".keras":
         raise ValueError(f"{path}: expected a .keras model (or an authors' legacy .h5)")
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
         raise ValueError(
-            f"{path}: its metadata file {sidecar.name} is missing (it holds the target scaler, grid and "
-            "featurizer; without it predictions would be wrong). Keep the two files together, as "
+            f"{path}: its model record {sidecar.name} is missing (it holds the target scaler, grid and "
+            "featurisation; without it predictions would be wrong). Keep the two files together, as "
             "s2p_utils.model.save_model writes them"
         )
-    try:
-        meta = {**DEFAULT_METADATA, **json.loads(sidecar.read_text(encoding="utf-8"))}
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:
-        raise ValueError(f"{sidecar}: metadata is not a valid JSON object ({error})") from error
+    record = ModelRecord.read(sidecar)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True, custom_objects=CUSTOM_OBJECTS)
     except Exception as error:  # a corrupt zip raises BadZipFile, EOFError, KeyError, OSError, ValueError...
         raise ValueError(f"{path}: not a readable .keras model ({type(error).__name__}: {error})") from error
-    if meta.get("max_atoms") is None:
-        meta["max_atoms"] = int(model.get_layer("tokens").batch_shape[1])
-    if meta.get("encoder") is not None and meta["encoder"] != encoder_fields(model):
-        raise ValueError(
-            f"{sidecar}: metadata describes the encoder {meta['encoder']}, the network is {encoder_fields(model)}"
-        )
-    return model, meta
+    check_network_matches(model, record.model, str(path))
+    return model, record
 
 
-def _load_authors_model(path: Path) -> tuple[keras.Model, dict[str, Any]]:
-    """An authors' Keras-2 ``.h5`` (read with h5py, no code execution) and its metadata."""
-    from s2p_utils.weights import load_authors_weights
+def model_config_from_network(model: keras.Model) -> ModelConfig:
+    """The :class:`ModelConfig` of a network built by :func:`build_model` with a fixed atom axis (the
+    authors' files)."""
+    shape = network_shape(model)
+    embedding = model.get_layer("element_embedding")
+    fields = {
+        key: value
+        for key, value in encoder_fields(model).items()
+        if key != "structure_encoder" or value != "lstm"
+    }
+    return ModelConfig(
+        max_atoms=int(model.get_layer("tokens").batch_shape[1]),
+        lstm_units=shape["lstm_units"],
+        n_out=shape["n_out"],
+        grid_input="grid" in shape["inputs"],
+        n_pdf_bins=shape["n_pdf_bins"],
+        pdf_lstm_units=int(model.get_layer("pdf_bilstm").forward_layer.units),
+        vocab_size=int(embedding.input_dim),
+        embedding_dim=int(embedding.output_dim),
+        **fields,
+    )
 
+
+def load_authors_model(path: str | os.PathLike, preset: str | ExperimentConfig | ModelConfig | None = None):
+    """Build the network for an authors' legacy Keras-2 ``.h5`` and load its weights.
+
+    Args:
+        path: the ``.h5`` file (e.g. ``edosBulk_pdf.h5``; inputs ``x1`` PDF, ``types`` tokens, ``input_1`` grid).
+        preset: preset/config whose shape the file must match; ``None`` infers every shape from the file
+            (``max_atoms``, ``lstm_units``, ``n_out``, ``grid_input``, ...).
+
+    Returns:
+        A ``keras.Model`` of :func:`build_model` (inputs ``pdf``, ``tokens``[, ``grid``]), with ``Masking``
+        before the PDF BiLSTM exactly when the stored graph has one.
+
+    Raises:
+        ValueError: naming the file: not a struct2prop model, or its shapes differ from ``preset``'s.
+    """
     try:
-        model = load_authors_weights(path)
+        authors = read_authors_file(path)
+        config = authors.config
+        if preset is not None:
+            wanted = model_config_of(preset)
+            differences = {
+                name: (getattr(wanted, name), getattr(config, name))
+                for name in AUTHORS_SHAPE_FIELDS
+                if getattr(wanted, name) != getattr(config, name)
+            }
+            if differences:
+                detail = ", ".join(f"{k}: preset {a} vs file {b}" for k, (a, b) in differences.items())
+                raise ValueError(f"{authors.path}: weights do not fit the preset ({detail})")
+            config = wanted
+        model = build_model(config, mask_pdf=authors.mask_pdf, name=Path(path).stem)
+        for ours, arrays in authors.weights.items():
+            layer = model.get_layer(ours)
+            expected = [tuple(w.shape) for w in layer.get_weights()]
+            got = [tuple(a.shape) for a in arrays]
+            if expected != got:
+                raise ValueError(
+                    f"{authors.path}: layer {authors.source_layers[ours]!r} has shapes {got}, expected {expected}"
+                )
+            layer.set_weights(arrays)
     except Exception as error:  # malformed HDF5 content: KeyError, TypeError, IndexError, JSON errors...
         if isinstance(error, ValueError) and str(path) in str(error):
             raise  # already a message naming the file
         raise ValueError(
             f"{path}: not a readable authors' .h5 model ({type(error).__name__}: {error})"
         ) from error
-    meta = {**DEFAULT_METADATA, "legacy": True, "max_atoms": int(model.get_layer("tokens").batch_shape[1])}
-    return model, meta
+    return model
+
+
+AUTHORS_SHAPE_FIELDS = (
+    "max_atoms",
+    "lstm_units",
+    "n_out",
+    "grid_input",
+    "n_pdf_bins",
+    "vocab_size",
+    "embedding_dim",
+)

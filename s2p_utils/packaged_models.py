@@ -1,7 +1,7 @@
 """This package's own trained models, shipped with it as package data: ``s2p predict FILES...``.
 
 A packaged model is an ensemble folder exactly like the ones :func:`s2p_utils.experiment.run_experiment`
-writes (``member<k>.keras`` + ``member<k>.json`` + ``calibration.json``), so it runs through the one
+writes (``member<k>.keras`` + its record ``member<k>.json`` + ``calibration.json``), so it runs through the one
 prediction path (:func:`s2p_utils.prediction.load_predictor`), plus a model card: ``model_card.json``
 (data, split, test metrics, date, the command that trained it, size) and ``MODEL_CARD.md``.
 
@@ -137,7 +137,7 @@ def export_ensemble(
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     for member in _member_paths(source):
-        model, metadata = load_model(member)  # uncompiled: saved again without optimizer state
+        model, record = load_model(member)  # uncompiled: saved again without optimizer state
         if float16:
             model.set_weights(
                 [
@@ -146,7 +146,7 @@ def export_ensemble(
                 ]
             )
         target = dest / member.name
-        save_model(model, target, metadata)
+        save_model(model, target, record)
         _deflate(target)
     shutil.copy2(source / "calibration.json", dest / "calibration.json")
     return dest

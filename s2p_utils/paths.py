@@ -47,6 +47,15 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         tmp.unlink(missing_ok=True)  # gone already after a successful replace
 
 
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`; creates the parent folder. Returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
 @contextmanager
 def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
     """Hold an exclusive lock on the file ``path`` (created if needed) for the block.

@@ -1,16 +1,21 @@
-"""Spectra for any crystal: structures in, predicted DOS out (``s2p predict``).
+"""Spectra for any crystal: one :class:`Predictor` runs every saved model, everywhere.
 
-:func:`predict` takes a trained model — a saved ``.keras`` file (with its ``.json`` metadata sidecar), an
-ensemble (a directory of member ``.keras`` files, or a list of them), an authors' legacy ``.h5`` file, or
-an in-memory ``keras.Model`` — and structures (``ase.Atoms`` or file paths), featurises them the way the
-model was trained (PDF or simple RDF, legacy or corrected, ``max_atoms`` padding), runs the network in
-batches and undoes the target scaling. An ensemble returns the member mean and the per-point standard
-deviation across members, scaled by the factor fitted on the validation split when the ensemble folder
-holds a ``calibration.json`` (:mod:`s2p_utils.uncertainty`).
+A :class:`Predictor` is a model on disk made ready to run: its member networks, its
+:class:`~s2p_utils.model_record.ModelRecord` (config, featurisation recipe, target scaler, grid, seed of
+the test-time atom orders, prediction batch size) and, for an ensemble, the calibration of its spread.
+The same four steps serve the experiment's evaluation (:mod:`s2p_utils.experiment`), ``s2p predict``
+(:mod:`s2p_utils.cli.predict`) and the notebooks:
 
-The command line ``s2p predict`` is :mod:`s2p_utils.cli.predict`.
+1. :func:`load_predictor` — a ``.keras`` file with its ``.json`` record, an ensemble folder of
+   ``member<k>.keras`` (+ ``calibration.json``), an authors' ``.h5`` (``authors:NAME``), a packaged model
+   (``s2p:NAME``), or networks in memory with their record;
+2. :meth:`Predictor.inputs` — featurise ``ase.Atoms`` exactly as the model was trained;
+3. :meth:`Predictor.member_outputs` — run every member (length-bucketed batches, test-time atom orders)
+   and undo the target scaling;
+4. :func:`ensemble_mean_std` — member mean and calibrated σ.
 
-TensorFlow is imported here (through :mod:`s2p_utils.model`) only when a model is loaded or run.
+:meth:`Predictor.predict` chains them for structures or files, chunk by chunk. TensorFlow is imported
+(through :mod:`s2p_utils.model`) only when a model is loaded.
 """
 
 from __future__ import annotations
@@ -25,21 +30,30 @@ from typing import Any
 
 import numpy as np
 
-from s2p_utils.config import PRESETS, ExperimentConfig, ModelConfig
+from s2p_utils.batching import predict_batched
+from s2p_utils.data.structures import read_structure
+from s2p_utils.inputs import model_inputs
+from s2p_utils.model_record import ModelRecord
 from s2p_utils.packaged_models import resolve_model_spec
+from s2p_utils.uncertainty import Calibration, read_calibration
 
 __all__ = [
     "PredictionResult",
-    "LoadedModel",
+    "Predictor",
     "load_predictor",
-    "structure_inputs",
-    "run_model",
+    "ensemble_mean_std",
     "predict",
     "parse_grid",
+    "UNCALIBRATED",
 ]
 
 #: Structures featurised and run through the network at a time (bounds the memory of large jobs).
 CHUNK_SIZE = 1024
+
+UNCALIBRATED = (
+    "this ensemble has no calibration.json: std is the raw spread between members, not calibrated on "
+    "validation data (typically several times too narrow)"
+)
 
 
 @dataclass
@@ -75,39 +89,6 @@ class PredictionResult:
         return self.grid if self.grid.ndim == 1 else self.grid[index]
 
 
-@dataclass
-class LoadedModel:
-    """One network or an ensemble of identical networks, with what is needed to feed it.
-
-    Attributes:
-        models: the member ``keras.Model`` objects (one for a single model).
-        metadata: the saved metadata (see :func:`s2p_utils.model.save_model`), ``members`` set to
-            ``len(models)``.
-        config: an :class:`ExperimentConfig` whose ``model`` matches the network's input shapes and whose
-            ``featurizer`` is the metadata's; handed to :func:`s2p_utils.inputs.model_inputs`.
-        grid: float64 ``(n_out,)`` grid of the output, or ``None`` when it must be given per call.
-        grid_unit: unit of ``grid``.
-    """
-
-    models: list[Any]
-    metadata: dict[str, Any]
-    config: ExperimentConfig
-    grid: np.ndarray | None
-    grid_unit: str
-
-    @property
-    def max_atoms(self) -> int:
-        return self.config.model.max_atoms
-
-    @property
-    def n_out(self) -> int:
-        return self.config.model.n_out
-
-    @property
-    def grid_input(self) -> bool:
-        return self.config.model.grid_input
-
-
 def parse_grid(text: str | None) -> np.ndarray | None:
     """A grid from the command line: ``"START:STOP:N"`` (``numpy.linspace``), or a ``.npy``/text file."""
     if text is None:
@@ -122,176 +103,6 @@ def parse_grid(text: str | None) -> np.ndarray | None:
     if not path.is_file():
         raise ValueError(f"grid {text!r}: neither START:STOP:N nor an existing .npy/text file")
     return np.load(path) if path.suffix == ".npy" else np.loadtxt(path)
-
-
-def _model_config(
-    model: Any, featurizer: str, preset: str | None, max_atoms: int | None = None
-) -> ExperimentConfig:
-    """An ExperimentConfig matching the network's actual input/output shapes.
-
-    A free-length network (atom axis ``None``) takes its ``max_atoms`` from the metadata, else from
-    its preset; with neither, the longest structure of each call sets the padding. The structure
-    encoder (``"lstm"`` or ``"set"`` and its sizes) is read off the network's layers
-    (:func:`s2p_utils.model.encoder_fields`).
-    """
-    from s2p_utils.model import encoder_fields
-
-    shapes = {tensor.name.split(":")[0]: tuple(tensor.shape) for tensor in model.inputs}
-    if "pdf" not in shapes or "tokens" not in shapes:
-        raise ValueError(f"model {model.name!r} has inputs {sorted(shapes)}; expected 'pdf' and 'tokens'")
-    n_out = int(model.outputs[0].shape[-1])
-    try:
-        lstm_units = int(model.get_layer("structure_lstm").units)
-    except ValueError:
-        lstm_units = 0
-    steps = shapes.get("tokens", (None, None))[1]
-    if steps is None:
-        steps = max_atoms or (PRESETS[preset].model.max_atoms if preset in PRESETS else 0)
-    model_config = ModelConfig(
-        max_atoms=int(steps),
-        lstm_units=lstm_units,
-        n_out=n_out,
-        grid_input="grid" in shapes,
-        n_pdf_bins=int(shapes["pdf"][2]),
-        **encoder_fields(model),
-    )
-    base = PRESETS.get(preset or "")
-    if base is not None:
-        return replace(base, model=replace(base.model, **_fields(model_config)), featurizer=featurizer)
-    return ExperimentConfig(name=preset or "model", dataset="", model=model_config, featurizer=featurizer)
-
-
-def _fields(config: ModelConfig) -> dict[str, Any]:
-    return {
-        "max_atoms": config.max_atoms,
-        "lstm_units": config.lstm_units,
-        "n_out": config.n_out,
-        "grid_input": config.grid_input,
-        "n_pdf_bins": config.n_pdf_bins,
-        "structure_encoder": config.structure_encoder,
-        "set_width": config.set_width,
-        "set_heads": config.set_heads,
-        "set_blocks": config.set_blocks,
-        "set_pdf_units": config.set_pdf_units,
-    }
-
-
-def _member_paths(path: Path) -> list[Path]:
-    if path.is_dir():
-        members = sorted(path.glob("*.keras"))
-        if not members:
-            raise ValueError(f"{path}: an ensemble directory must hold member .keras files; found none")
-        return members
-    return [path]
-
-
-def _load_members(source: Any) -> tuple[list[Any], list[dict[str, Any]], list[str]]:
-    from s2p_utils.model import load_model
-
-    if isinstance(source, str | os.PathLike):
-        paths = _member_paths(Path(source))
-    else:
-        paths = [Path(p) for p in source]
-    models, metas, sources = [], [], []
-    for path in paths:
-        loaded, meta = load_model(path)
-        members = list(loaded) if isinstance(loaded, list | tuple) else [loaded]
-        models.extend(members)
-        metas.extend([meta] * len(members))
-        sources.extend([str(path)] * len(members))
-    return models, metas, sources
-
-
-_MUST_AGREE = ("featurizer", "legacy", "max_atoms", "grid", "grid_unit", "target_scaler", "kind")
-
-
-def load_predictor(
-    model_or_path: Any,
-    *,
-    metadata: Mapping[str, Any] | None = None,
-    grid: np.ndarray | Sequence[float] | None = None,
-) -> LoadedModel:
-    """Load a model (or ensemble) for prediction.
-
-    Args:
-        model_or_path: a ``.keras`` path (metadata from its ``.json`` sidecar), an authors' ``.h5`` path,
-            ``"authors:NAME"`` (a published model of :mod:`s2p_utils.models_registry`, fetched and verified),
-            ``"s2p:NAME"`` (a model shipped with the package, :mod:`s2p_utils.packaged_models`),
-            a directory of ensemble members, a list of member paths, a ``keras.Model``, a list of models,
-            a ``(model, metadata)`` tuple or an existing :class:`LoadedModel`.
-        metadata: metadata for in-memory models (default: corrected PDF features, no target scaling,
-            bin-index grid).
-        grid: the output grid ``(n_out,)``, overriding the metadata's; required for a grid-input model
-            whose metadata stores none (the authors' ``.h5`` files).
-
-    Raises:
-        ValueError: unreadable model, members that disagree on features/grid/scaling, or a grid of the
-            wrong length.
-    """
-    if isinstance(model_or_path, LoadedModel):
-        loaded = model_or_path
-        if grid is None:
-            return loaded
-        return load_predictor(loaded.models, metadata=loaded.metadata, grid=grid)
-    if isinstance(model_or_path, tuple) and len(model_or_path) == 2 and isinstance(model_or_path[1], Mapping):
-        model_or_path, metadata = model_or_path
-    model_or_path = resolve_model_spec(model_or_path)  # "s2p:NAME" → the packaged folder
-    if isinstance(model_or_path, str) and model_or_path.startswith("authors:"):
-        from s2p_utils.models_registry import resolve_authors_model
-
-        model_or_path, authors_meta = resolve_authors_model(model_or_path)
-        metadata = {**authors_meta, **(dict(metadata) if metadata else {})}
-    is_path = isinstance(model_or_path, str | os.PathLike)
-    is_path_list = isinstance(model_or_path, list | tuple) and all(
-        isinstance(m, str | os.PathLike) for m in model_or_path
-    )
-    if is_path or is_path_list:
-        models, metas, sources = _load_members(model_or_path)
-        first = metas[0]
-        for source, meta in zip(sources[1:], metas[1:], strict=True):
-            differing = [key for key in _MUST_AGREE if meta.get(key) != first.get(key)]
-            if differing:
-                raise ValueError(f"ensemble member {source} differs from {sources[0]} in {differing}")
-        meta = {**first, **(dict(metadata) if metadata else {})}
-        if is_path and Path(model_or_path).is_dir() and "calibration" not in (metadata or {}):
-            from s2p_utils.uncertainty import read_calibration
-
-            meta["calibration"] = read_calibration(model_or_path)
-    else:
-        models = list(model_or_path) if isinstance(model_or_path, list | tuple) else [model_or_path]
-        meta = dict(metadata or {})
-    if not models:
-        raise ValueError("no model given")
-    meta.setdefault("featurizer", "pdf")
-    meta.setdefault("legacy", False)
-    meta["members"] = len(models)
-    config = _model_config(models[0], str(meta["featurizer"]), meta.get("preset"), meta.get("max_atoms"))
-    for other in models[1:]:
-        other_config = _model_config(other, config.featurizer, None, config.model.max_atoms)
-        if _fields(other_config.model) != _fields(config.model):
-            raise ValueError(f"ensemble member {other.name!r} has different input/output shapes")
-    if grid is not None:
-        _check_grid_override(grid, meta.get("grid"), config.model.grid_input)
-        grid_array, unit = np.asarray(grid, dtype=np.float64), meta.get("grid_unit") or ""
-    elif meta.get("grid") is not None:
-        grid_array, unit = np.asarray(meta["grid"], dtype=np.float64), meta.get("grid_unit") or ""
-    elif config.model.grid_input:
-        grid_array, unit = None, meta.get("grid_unit") or ""  # must come with each call
-    else:
-        grid_array, unit = np.arange(config.model.n_out, dtype=np.float64), "bin"
-    if grid_array is not None and grid_array.shape[-1] != config.model.n_out:
-        raise ValueError(
-            f"grid has {grid_array.shape[-1]} points but the model predicts {config.model.n_out}"
-        )
-    if len(models) > 1 and meta.get("calibration") is None:
-        warnings.warn(UNCALIBRATED, UserWarning, stacklevel=2)
-    return LoadedModel(models=models, metadata=meta, config=config, grid=grid_array, grid_unit=unit)
-
-
-UNCALIBRATED = (
-    "this ensemble has no calibration.json: std is the raw spread between members, not calibrated on "
-    "validation data (typically several times too narrow)"
-)
 
 
 def _check_grid_override(grid: Any, stored: Any, grid_input: bool) -> None:
@@ -319,105 +130,7 @@ def _structure_id(atoms: Any, index: int) -> str:
     return f"structure_{index}"
 
 
-def structure_inputs(
-    loaded: LoadedModel,
-    structures: Sequence[Any],
-    *,
-    truncate: bool = False,
-    grids: np.ndarray | None = None,
-    n_jobs: int = 1,
-    progress: bool = False,
-    cache: bool = False,
-) -> dict[str, np.ndarray]:
-    """Network inputs for ``structures`` (``ase.Atoms``) featurised as the model was trained.
-
-    ``cache=True`` stores/reuses the features in the feature cache (off by default: arbitrary user
-    structures are rarely featurised twice).
-
-    Returns the dict of :func:`s2p_utils.inputs.model_inputs`: ``pdf`` float32 ``(n, max_atoms, n_bins)``,
-    ``tokens`` int32 ``(n, max_atoms)`` and, for grid-input models, ``grid`` float32 ``(n, n_out)``.
-
-    Raises:
-        ValueError: a structure has more than ``max_atoms`` atoms and ``truncate`` is False (the message
-            names it), or it cannot be featurised.
-    """
-    from s2p_utils.inputs import model_inputs
-
-    if not truncate:
-        for index, atoms in enumerate(structures):
-            if len(atoms) > loaded.max_atoms:
-                raise ValueError(
-                    f"{_structure_id(atoms, index)}: {len(atoms)} atoms exceed the model's max_atoms="
-                    f"{loaded.max_atoms} (use truncate / --truncate to cut)"
-                )
-    if loaded.grid_input:
-        if grids is None:
-            if loaded.grid is None:
-                raise ValueError(
-                    "this model takes the energy/frequency grid as input: pass grid= (or --grid)"
-                )
-            grids = loaded.grid
-        grids = np.broadcast_to(np.asarray(grids, dtype=np.float32), (len(structures), loaded.n_out))
-    return model_inputs(
-        list(structures),
-        loaded.config,
-        legacy=bool(loaded.metadata.get("legacy", False)),
-        grids=grids if loaded.grid_input else None,
-        truncate="post" if truncate else "error",
-        n_jobs=n_jobs,
-        progress=progress,
-        cache=cache,
-    )
-
-
-def _unscale(prediction: np.ndarray, scaler: Mapping[str, Any] | None) -> np.ndarray:
-    """Undo sklearn-MinMaxScaler-style scaling: ``(pred − min) / scale``."""
-    if not scaler:
-        return prediction
-    minimum = np.asarray(scaler["min"], dtype=np.float64)
-    scale = np.asarray(scaler["scale"], dtype=np.float64)
-    return (prediction - minimum) / scale
-
-
-def run_model(
-    loaded: LoadedModel, inputs: Mapping[str, np.ndarray], *, batch_size: int = 64
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Run every member on ``inputs`` and undo the target scaling.
-
-    Returns:
-        ``(mean, std)``: float32 ``(n, n_out)`` member mean, and the member standard deviation σ
-        (population, ``ddof=0``) calibrated by ``metadata["calibration"]`` (a
-        :class:`s2p_utils.uncertainty.Calibration`, read from the ensemble's ``calibration.json``;
-        uncalibrated when absent or ``None``), or ``None`` for a single model.
-    """
-    if int(batch_size) < 1:
-        raise ValueError(f"batch size must be a positive integer, got {batch_size}")
-    n = len(next(iter(inputs.values())))
-    if n == 0:
-        empty = np.zeros((0, loaded.n_out), dtype=np.float32)
-        return empty, (empty.copy() if len(loaded.models) > 1 else None)
-    from s2p_utils.batching import predict_batched
-
-    scaler = loaded.metadata.get("target_scaler")
-    permutations = int(loaded.metadata.get("test_time_permutations", 0) or 0)
-    outputs = []
-    for model in loaded.models:
-        # length-sorted batches cut to their longest structure (same outputs, fewer LSTM steps)
-        raw = predict_batched(model, dict(inputs), batch_size=batch_size, permutations=permutations)
-        outputs.append(_unscale(np.asarray(raw, dtype=np.float64), scaler))
-    stacked = np.stack(outputs)
-    mean = stacked.mean(axis=0).astype(np.float32)
-    std = None
-    if len(outputs) > 1:
-        spread = stacked.std(axis=0)
-        calibration = loaded.metadata.get("calibration")  # an s2p_utils.uncertainty.Calibration or None
-        std = (spread if calibration is None else calibration.apply(mean, spread)).astype(np.float32)
-    return mean, std
-
-
 def _as_atoms(structures: Iterable[Any], ids: Sequence[str] | None) -> tuple[list[Any], list[str], float]:
-    from s2p_utils.data.structures import read_structure
-
     start = time.perf_counter()
     atoms_list, names = [], []
     for index, item in enumerate(structures):
@@ -434,83 +147,373 @@ def _as_atoms(structures: Iterable[Any], ids: Sequence[str] | None) -> tuple[lis
     return atoms_list, names, time.perf_counter() - start
 
 
+def ensemble_mean_std(
+    member_outputs: np.ndarray, calibration: Calibration | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Member mean and spread of ``member_outputs`` float ``(members, n, n_out)``.
+
+    Returns:
+        ``(mean, std)``: float32 ``(n, n_out)``; ``std`` is the population standard deviation across
+        members (``ddof=0``), calibrated by ``calibration`` (:meth:`s2p_utils.uncertainty.Calibration.apply`)
+        when given, and ``None`` for a single member.
+    """
+    stacked = np.asarray(member_outputs, dtype=np.float64)
+    mean = stacked.mean(axis=0)
+    if len(stacked) < 2:
+        return mean.astype(np.float32), None
+    spread = stacked.std(axis=0)
+    std = spread if calibration is None else calibration.apply(mean, spread)
+    return mean.astype(np.float32), np.asarray(std, dtype=np.float32)
+
+
+@dataclass
+class Predictor:
+    """Member networks with their record: everything needed to predict a crystal's spectrum.
+
+    Attributes:
+        networks: the member ``keras.Model`` objects (one for a single model).
+        record: the :class:`~s2p_utils.model_record.ModelRecord` every member shares.
+        calibration: scale and floor of the ensemble spread (``calibration.json``), or ``None``.
+        sources: where each member was loaded from (for messages).
+    """
+
+    networks: list[Any]
+    record: ModelRecord
+    calibration: Calibration | None = None
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def max_atoms(self) -> int:
+        return self.record.model.max_atoms
+
+    @property
+    def n_out(self) -> int:
+        return self.record.model.n_out
+
+    @property
+    def grid_input(self) -> bool:
+        return self.record.model.grid_input
+
+    @property
+    def grid(self) -> np.ndarray | None:
+        """The output grid float64 ``(n_out,)``; ``None`` when it must come with each call."""
+        if self.record.grid is None and not self.grid_input:
+            return np.arange(self.n_out, dtype=np.float64)  # bin indices
+        return self.record.grid_array()
+
+    @property
+    def grid_unit(self) -> str:
+        return "bin" if self.record.grid is None and not self.grid_input else self.record.grid_unit
+
+    @property
+    def ensemble(self) -> bool:
+        return len(self.networks) > 1
+
+    def with_grid(self, grid: np.ndarray | Sequence[float]) -> Predictor:
+        """The same model on another output grid ``(n_out,)`` (grid-input networks only).
+
+        Raises:
+            ValueError: the wrong length, or a network without grid input given a grid other than its own
+                (that would only relabel its outputs, e.g. −10…10 eV on a 0…1000 cm⁻¹ phonon prediction).
+        """
+        _check_grid_override(grid, self.record.grid, self.grid_input)
+        grid = np.asarray(grid, dtype=np.float64)
+        if grid.shape != (self.n_out,):
+            raise ValueError(f"grid has shape {grid.shape} but the model predicts {self.n_out} points")
+        return replace(self, record=self.record.with_grid(grid))
+
+    def inputs(
+        self,
+        structures: Sequence[Any],
+        *,
+        truncate: bool = False,
+        grids: np.ndarray | None = None,
+        n_jobs: int = 1,
+        progress: bool = False,
+        cache: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """Network inputs for ``structures`` (``ase.Atoms``), featurised as the model was trained.
+
+        Returns the dict of :func:`s2p_utils.inputs.model_inputs`: ``pdf`` float32
+        ``(n, max_atoms, n_features)``, ``tokens`` int32 ``(n, max_atoms)`` and, for grid-input models,
+        ``grid`` float32 ``(n, n_out)`` (``grids``, or the record's grid). ``cache=True`` stores/reuses the
+        features in the feature cache.
+
+        Raises:
+            ValueError: a structure above ``max_atoms`` without ``truncate`` (named), an invalid structure,
+                or a grid-input model without a grid.
+        """
+        if not truncate:
+            for index, atoms in enumerate(structures):
+                if len(atoms) > self.max_atoms:
+                    raise ValueError(
+                        f"{_structure_id(atoms, index)}: {len(atoms)} atoms exceed the model's max_atoms="
+                        f"{self.max_atoms} (use truncate / --truncate to cut)"
+                    )
+        if self.grid_input:
+            if grids is None:
+                if self.record.grid is None:
+                    raise ValueError(
+                        "this model takes the energy/frequency grid as input: pass grid= (or --grid)"
+                    )
+                grids = self.record.grid_array()
+            grids = np.broadcast_to(np.asarray(grids, dtype=np.float32), (len(structures), self.n_out))
+        return model_inputs(
+            list(structures),
+            self.record.config,
+            legacy=self.record.recipe.legacy_features,
+            grids=grids if self.grid_input else None,
+            truncate="post" if truncate else "error",
+            n_jobs=n_jobs,
+            progress=progress,
+            cache=cache,
+        )
+
+    def member_outputs(
+        self, inputs: Mapping[str, np.ndarray], *, batch_size: int | None = None
+    ) -> np.ndarray:
+        """Every member's spectra for ``inputs``, unscaled: float64 ``(members, n, n_out)``.
+
+        Batches of ``batch_size`` (default: the record's ``predict_batch_size``) sorted by length and cut
+        to their longest structure; averaged over the listed atom order and the config's
+        ``test_time_permutations`` random orders seeded by the record's ``prediction_seed``.
+        """
+        batch_size = self.record.recipe.predict_batch_size if batch_size is None else int(batch_size)
+        if batch_size < 1:
+            raise ValueError(f"batch size must be a positive integer, got {batch_size}")
+        n = len(next(iter(inputs.values())))
+        if n == 0:
+            return np.zeros((len(self.networks), 0, self.n_out), dtype=np.float64)
+        outputs = [
+            self.record.unscale(
+                predict_batched(
+                    network,
+                    dict(inputs),
+                    batch_size=batch_size,
+                    permutations=self.record.config.train.test_time_permutations,
+                    seed=self.record.prediction_seed,
+                )
+            )
+            for network in self.networks
+        ]
+        return np.stack(outputs)
+
+    def run(
+        self, inputs: Mapping[str, np.ndarray], *, batch_size: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(mean, std)`` float32 ``(n, n_out)`` of :func:`ensemble_mean_std` for ``inputs``."""
+        return ensemble_mean_std(self.member_outputs(inputs, batch_size=batch_size), self.calibration)
+
+    def predict(
+        self,
+        structures: Iterable[Any],
+        *,
+        batch_size: int | None = None,
+        truncate: bool = False,
+        ids: Sequence[str] | None = None,
+        grid: np.ndarray | Sequence[float] | None = None,
+        n_jobs: int = 1,
+        progress: bool = False,
+    ) -> PredictionResult:
+        """Predict the spectra of ``structures`` (``ase.Atoms`` or structure file paths); see :func:`predict`."""
+        predictor = self
+        grids = None
+        atoms_list, names, read_seconds = _as_atoms(structures, ids)
+        n = len(atoms_list)
+        if grid is not None and np.ndim(grid) == 2:
+            grids = np.asarray(grid, dtype=np.float64)
+            if grids.shape != (n, self.n_out):
+                raise ValueError(f"per-structure grid of shape {grids.shape}; expected {(n, self.n_out)}")
+        elif grid is not None:
+            predictor = self.with_grid(grid)
+        elif self.grid_input and self.record.grid is None:
+            raise ValueError(
+                "this model takes the energy/frequency grid as input and stores none: pass grid="
+            )
+        timings = {"read": read_seconds, "featurize": 0.0, "model": 0.0}
+        means, stds = [], []
+        for start in range(0, n, CHUNK_SIZE):
+            tick = time.perf_counter()
+            inputs = predictor.inputs(
+                atoms_list[start : start + CHUNK_SIZE],
+                truncate=truncate,
+                grids=None if grids is None else grids[start : start + CHUNK_SIZE],
+                n_jobs=n_jobs,
+                progress=progress,
+            )
+            tock = time.perf_counter()
+            mean, std = predictor.run(inputs, batch_size=batch_size)
+            timings["featurize"] += tock - tick
+            timings["model"] += time.perf_counter() - tock
+            means.append(mean)
+            stds.append(std)
+        mean = np.concatenate(means) if means else np.zeros((0, self.n_out), dtype=np.float32)
+        std = (np.concatenate(stds) if stds else np.zeros_like(mean)) if self.ensemble else None
+        return PredictionResult(
+            ids=names,
+            grid=grids if grids is not None else predictor.grid,
+            grid_unit=predictor.grid_unit,
+            mean=mean,
+            std=std,
+            n_atoms=np.array([len(a) for a in atoms_list], dtype=np.int64),
+            timings=timings,
+            calibrated=self.calibration is not None if self.ensemble else None,
+        )
+
+
+def _member_paths(path: Path) -> list[Path]:
+    if path.is_dir():
+        members = sorted(path.glob("*.keras"))
+        if not members:
+            raise ValueError(f"{path}: an ensemble directory must hold member .keras files; found none")
+        return members
+    return [path]
+
+
+def _shared_part(record: ModelRecord) -> dict[str, Any]:
+    """What every member of an ensemble must agree on (all but provenance and versions)."""
+    data = record.to_dict()
+    return {key: value for key, value in data.items() if key not in ("provenance", "versions", "members")}
+
+
+def _load_files(paths: Sequence[Path]) -> tuple[list[Any], ModelRecord, list[str]]:
+    from s2p_utils.model import load_model
+
+    networks, records = [], []
+    for path in paths:
+        network, record = load_model(path)
+        networks.append(network)
+        records.append(record)
+    first = _shared_part(records[0])
+    for path, record in zip(paths[1:], records[1:], strict=True):
+        other = _shared_part(record)
+        differing = sorted(key for key in first if first[key] != other.get(key))
+        if differing:
+            raise ValueError(f"ensemble member {path} differs from {paths[0]} in {differing}")
+    return networks, replace(records[0], members=len(networks)), [str(p) for p in paths]
+
+
+def _authors_predictor(spec: str) -> Predictor:
+    """``authors:NAME``: the verified ``.h5`` with what the model registry knows (grid, unit, scaler)."""
+    from s2p_utils.model import load_model
+    from s2p_utils.models_registry import resolve_authors_model
+
+    path, known = resolve_authors_model(spec)
+    network, record = load_model(path)
+    grid = known.get("grid")
+    record = replace(
+        record,
+        grid=None if grid is None else tuple(float(x) for x in grid),
+        grid_unit=str(known.get("grid_unit") or ""),
+        kind=str(known.get("kind") or ""),
+        target_scaler=known.get("target_scaler"),
+        provenance={**record.provenance, "spec": spec},
+    )
+    return Predictor(networks=[network], record=record, sources=[str(path)])
+
+
+def load_predictor(
+    model: Any,
+    *,
+    record: ModelRecord | None = None,
+    grid: np.ndarray | Sequence[float] | None = None,
+    calibration: Calibration | None = None,
+) -> Predictor:
+    """Load a model (or ensemble) for prediction.
+
+    Args:
+        model: a ``.keras`` path (record from its ``.json`` sidecar), an authors' ``.h5`` path,
+            ``"authors:NAME"`` (a published model of :mod:`s2p_utils.models_registry`, fetched and verified),
+            ``"s2p:NAME"`` (a model shipped with the package, :mod:`s2p_utils.packaged_models`), a directory
+            of ensemble members (with its ``calibration.json``), a list of member paths, a ``keras.Model``
+            or a list of them (with ``record``), or a :class:`Predictor` (returned as is, or on ``grid``).
+        record: the record of in-memory networks (required for them, ignored for files).
+        grid: the output grid ``(n_out,)``, for a grid-input model whose record stores none (the authors'
+            ``.h5`` files) or to restate the stored one.
+        calibration: the spread calibration of in-memory ensemble networks.
+
+    Raises:
+        ValueError: an unreadable model, members that disagree on their record, a grid of the wrong
+            length, in-memory networks without a record.
+    """
+    if isinstance(model, Predictor):
+        predictor = model
+    elif isinstance(model, str) and model.startswith("authors:"):
+        predictor = _authors_predictor(model)
+    else:
+        model = resolve_model_spec(model)  # "s2p:NAME" → the packaged folder
+        is_path = isinstance(model, str | os.PathLike)
+        if is_path or (isinstance(model, list | tuple) and model and isinstance(model[0], str | os.PathLike)):
+            paths = _member_paths(Path(model)) if is_path else [Path(p) for p in model]
+            networks, loaded_record, sources = _load_files(paths)
+            if is_path and Path(model).is_dir():
+                calibration = read_calibration(model)
+            predictor = Predictor(networks, loaded_record, calibration, sources)
+        else:
+            networks = list(model) if isinstance(model, list | tuple) else [model]
+            if not networks:
+                raise ValueError("no model given")
+            if record is None:
+                raise ValueError(
+                    "networks in memory need their ModelRecord: load_predictor(network, record=...)"
+                )
+            from s2p_utils.model import check_network_matches
+
+            for network in networks:
+                check_network_matches(network, record.model, f"network {network.name!r}")
+            predictor = Predictor(networks, replace(record, members=len(networks)), calibration)
+    if grid is not None:
+        predictor = predictor.with_grid(grid)
+    if predictor.ensemble and predictor.calibration is None:
+        warnings.warn(UNCALIBRATED, UserWarning, stacklevel=2)
+    return predictor
+
+
 def predict(
-    model_or_path: Any,
+    model: Any,
     structures: Iterable[Any],
     *,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     truncate: bool = False,
     ids: Sequence[str] | None = None,
     grid: np.ndarray | Sequence[float] | None = None,
-    metadata: Mapping[str, Any] | None = None,
+    record: ModelRecord | None = None,
     n_jobs: int = 1,
     progress: bool = False,
 ) -> PredictionResult:
     """Predict the spectra of ``structures``.
 
     Args:
-        model_or_path: see :func:`load_predictor` (path, ensemble directory/list, ``keras.Model``, ...).
+        model: see :func:`load_predictor` (path, ensemble folder, ``s2p:NAME``, ``authors:NAME``, networks).
         structures: ``ase.Atoms`` objects or structure file paths (any format of
             :func:`s2p_utils.data.structures.read_structure`).
-        batch_size: network batch size.
+        batch_size: network batch size (default: the record's ``predict_batch_size``; the result does not
+            depend on it beyond float rounding).
         truncate: cut structures with more than the model's ``max_atoms`` atoms (keeping the first
             ``max_atoms``, with a warning) instead of raising.
         ids: names of the structures (default: ``atoms.info["id"]`` or the file stem).
         grid: ``(n_out,)`` or per-structure ``(n, n_out)`` output grid (required for an authors' grid-input
             ``.h5``; otherwise the saved one is used).
-        metadata: metadata of an in-memory model (see :func:`load_predictor`).
+        record: the record of in-memory networks.
         n_jobs: featurisation processes.
         progress: show progress bars.
 
     Returns:
-        :class:`PredictionResult` (``std`` set for ensembles). Unscaled with the model's ``target_scaler``.
+        :class:`PredictionResult` (``std`` set for ensembles), in the training targets' units.
 
     Raises:
         ValueError: an unreadable file or invalid structure (named), a structure above ``max_atoms``
             without ``truncate``, or a missing grid.
     """
-    per_structure_grid = grid is not None and np.ndim(grid) == 2
-    loaded = load_predictor(model_or_path, metadata=metadata, grid=None if per_structure_grid else grid)
-    atoms_list, names, read_seconds = _as_atoms(structures, ids)
-    n = len(atoms_list)
-    grids = None
-    if per_structure_grid:
-        grids = np.asarray(grid, dtype=np.float64)
-        if grids.shape != (n, loaded.n_out):
-            raise ValueError(f"per-structure grid of shape {grids.shape}; expected {(n, loaded.n_out)}")
-    elif loaded.grid is None:
-        raise ValueError("this model takes the energy/frequency grid as input and stores none: pass grid=")
-    timings = {"read": read_seconds, "featurize": 0.0, "model": 0.0}
-    means, stds = [], []
-    for start in range(0, n, CHUNK_SIZE):
-        chunk = atoms_list[start : start + CHUNK_SIZE]
-        tick = time.perf_counter()
-        inputs = structure_inputs(
-            loaded,
-            chunk,
-            truncate=truncate,
-            grids=None if grids is None else grids[start : start + CHUNK_SIZE],
-            n_jobs=n_jobs,
-            progress=progress,
-        )
-        tock = time.perf_counter()
-        mean, std = run_model(loaded, inputs, batch_size=batch_size)
-        timings["featurize"] += tock - tick
-        timings["model"] += time.perf_counter() - tock
-        means.append(mean)
-        stds.append(std)
-    ensemble = len(loaded.models) > 1
-    mean = np.concatenate(means) if means else np.zeros((0, loaded.n_out), dtype=np.float32)
-    std = (np.concatenate(stds) if stds else np.zeros_like(mean)) if ensemble else None
-    return PredictionResult(
-        ids=names,
-        grid=grids if grids is not None else np.asarray(loaded.grid, dtype=np.float64),
-        grid_unit=loaded.grid_unit,
-        mean=mean,
-        std=std,
-        n_atoms=np.array([len(a) for a in atoms_list], dtype=np.int64),
-        timings=timings,
-        calibrated=loaded.metadata.get("calibration") is not None if ensemble else None,
+    predictor = load_predictor(model, record=record)
+    return predictor.predict(
+        structures,
+        batch_size=batch_size,
+        truncate=truncate,
+        ids=ids,
+        grid=grid,
+        n_jobs=n_jobs,
+        progress=progress,
     )
 
 

@@ -1,10 +1,9 @@
 """Training: the paper's recipe (MAE, Adam, step-decayed learning rate), resumable and seeded.
 
-Two modes (see :func:`train_model`):
-
-``legacy``  the original notebooks: early stopping on the *training* loss (``min_delta`` 0.01,
-            ``patience`` 50, which in practice never fires) and the last-epoch weights;
-``fixed``   early stopping on the validation loss, with the best-epoch weights restored at the end.
+What to monitor, for how long and which weights to keep come from a :class:`s2p_utils.config.Recipe`
+(:func:`s2p_utils.config.resolve_recipe`): the original notebooks stop on the *training* loss
+(``min_delta`` 0.01, ``patience`` 50, which in practice never fires) and keep the last-epoch weights; the
+corrected recipe stops on the validation loss and restores the best-epoch weights.
 
 Resuming: every epoch writes ``run_dir/epoch_<n>.keras`` (model + optimizer state) and then, atomically,
 ``run_dir/state.json`` pointing at it; the previous checkpoint is deleted afterwards. A run started again
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from s2p_utils.config import TrainConfig
+from s2p_utils.config import Recipe, TrainConfig
 from s2p_utils.paths import atomic_path
 
 __all__ = [
@@ -41,11 +40,9 @@ __all__ = [
     "spectrum_shape_loss",
     "smooth_targets",
     "LOSSES",
-    "MODES",
     "check_epochs",
 ]
 
-MODES = ("legacy", "fixed")
 STATE_FILE = "state.json"
 LOG_FILE = "log.csv"
 BEST_FILE = "best.weights.h5"
@@ -177,19 +174,16 @@ def _validation_data(inputs: dict[str, np.ndarray], targets: np.ndarray, batch_s
     return dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
 
 
-def uses_buckets(model, inputs: dict[str, np.ndarray], config: TrainConfig, mode: str) -> bool:
-    """Length bucketing applies in the corrected mode, without a grid input, on a free-length model."""
+def uses_buckets(model, inputs: dict[str, np.ndarray], recipe: Recipe) -> bool:
+    """Length bucketing applies when the recipe asks for it, without a grid input, on a free-length model."""
     return (
-        config.bucketed
-        and mode == "fixed"
-        and "grid" not in inputs
-        and all(tensor.shape[1] is None for tensor in model.inputs)
+        recipe.bucketed and "grid" not in inputs and all(tensor.shape[1] is None for tensor in model.inputs)
     )
 
 
 # ----------------------------------------------------------------------------------------- callbacks
 def _make_callbacks(
-    mode: str, config: TrainConfig, run_dir: Path, state: dict[str, Any] | None, seed: int, verbose: int
+    recipe: Recipe, config: TrainConfig, run_dir: Path, state: dict[str, Any] | None, seed: int, verbose: int
 ):
     import keras
 
@@ -204,7 +198,7 @@ def _make_callbacks(
                 self.best_epoch = int(state["best_epoch"])
 
     class Checkpointer(keras.callbacks.Callback):
-        """Per epoch: best weights (fixed mode), the last model + optimizer, then ``state.json``."""
+        """Per epoch: best-validation weights, the last model + optimizer, then ``state.json``."""
 
         def __init__(self, stopper: ResumableEarlyStopping) -> None:
             super().__init__()
@@ -234,7 +228,7 @@ def _make_callbacks(
                     "best_val": self.best_val,
                     "best_val_epoch": self.best_val_epoch,
                     "stopped": bool(self.model.stop_training),
-                    "mode": mode,
+                    "stop_on": recipe.stop_on,
                 },
             )
             if previous and previous.get("checkpoint") not in (None, checkpoint.name):
@@ -249,18 +243,13 @@ def _make_callbacks(
                 value = np.random.default_rng([seed, epoch, i]).integers(0, 2**31 - 1)
                 variable.assign(np.array([value, 0], dtype=variable.dtype))
 
-    if mode == "legacy":
-        stopper = ResumableEarlyStopping(
-            monitor="loss", min_delta=config.min_delta, patience=config.patience, mode="min", verbose=verbose
-        )
-    else:
-        stopper = ResumableEarlyStopping(
-            monitor="val_loss",
-            min_delta=config.fixed_min_delta,
-            patience=config.fixed_patience,
-            mode="min",
-            verbose=verbose,
-        )
+    stopper = ResumableEarlyStopping(
+        monitor=recipe.stop_on,
+        min_delta=recipe.min_delta,
+        patience=recipe.patience,
+        mode="min",
+        verbose=verbose,
+    )
     return [
         EpochSeeds(),
         keras.callbacks.LearningRateScheduler(lambda epoch, lr: learning_rate(epoch, config)),
@@ -421,10 +410,9 @@ def train_model(
     val_targets: np.ndarray,
     *,
     config: TrainConfig,
-    mode: str = "fixed",
+    recipe: Recipe,
     seed: int = 0,
     run_dir: str | os.PathLike,
-    max_epochs: int | None = None,
     verbose: int = 0,
     callbacks: Sequence[Any] = (),
 ) -> pd.DataFrame:
@@ -435,13 +423,12 @@ def train_model(
         train_inputs, val_inputs: ``{"pdf": float32 (n, max_atoms, 100), "tokens": int32 (n, max_atoms)
             [, "grid": float32 (n, n_out)]}``.
         train_targets, val_targets: float32 ``(n, n_out)`` (already scaled if scaling is used).
-        config: learning-rate schedule, batch size, early-stopping settings.
-        mode: ``"legacy"`` (stop on training loss, keep last weights) or ``"fixed"`` (stop on validation
-            loss, restore the best weights).
+        config: learning-rate schedule, batch size, loss.
+        recipe: epochs, early stopping (monitor, patience), whether to restore the best-validation
+            weights and to bucket batches (:func:`s2p_utils.config.resolve_recipe`).
         seed: seeds Keras/NumPy/Python (weights were already initialised by ``build_model``; call
             ``keras.utils.set_random_seed`` before building for fully reproducible runs) and the batch order.
         run_dir: checkpoints, ``log.csv`` and ``state.json``; reuse it to resume.
-        max_epochs: epoch limit (default ``config.legacy_epochs`` in legacy mode, ``config.max_epochs`` otherwise).
         verbose: Keras ``fit`` verbosity.
         callbacks: extra Keras callbacks (run after the built-in ones).
 
@@ -451,15 +438,9 @@ def train_model(
     """
     import keras
 
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     _validate(train_inputs, train_targets, "training")
     _validate(val_inputs, val_targets, "validation")
-    if max_epochs is None:
-        max_epochs = (
-            getattr(config, "legacy_epochs", config.max_epochs) if mode == "legacy" else config.max_epochs
-        )
-    check_epochs(max_epochs)
+    max_epochs = check_epochs(recipe.epochs)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(run_dir)
@@ -470,7 +451,7 @@ def train_model(
 
     keras.utils.set_random_seed(seed)
     steps = math.ceil(len(train_targets) / config.batch_size)
-    bucketed = uses_buckets(model, train_inputs, config, mode)
+    bucketed = uses_buckets(model, train_inputs, recipe)
     # XLA compilation costs ~10 s per input shape and saves ~10 % per step: worth it only for longer runs
     # with one shape (bucketed batches have many widths, each would be recompiled)
     compile_model(
@@ -479,9 +460,10 @@ def train_model(
     state = _read_state(run_dir)
     initial_epoch = 0
     if state is not None:
-        if state.get("mode") != mode:
+        if state.get("stop_on") != recipe.stop_on:
             raise ValueError(
-                f"{run_dir}: holds a {state.get('mode')!r} run, cannot resume it in {mode!r} mode"
+                f"{run_dir}: holds a run stopping on {state.get('stop_on')!r}, cannot resume it as one "
+                f"stopping on {recipe.stop_on!r}"
             )
         _restore(model, run_dir / state["checkpoint"])
         initial_epoch = int(state["epoch"]) + 1
@@ -497,10 +479,10 @@ def train_model(
             initial_epoch=initial_epoch,
             steps_per_epoch=steps,
             shuffle=False,  # the batch order is fixed by (seed, epoch) in _batches
-            callbacks=[*_make_callbacks(mode, config, run_dir, state, seed, verbose), *callbacks],
+            callbacks=[*_make_callbacks(recipe, config, run_dir, state, seed, verbose), *callbacks],
             verbose=verbose,
         )
-    if mode == "fixed" and (run_dir / BEST_FILE).is_file():
+    if recipe.restore_best and (run_dir / BEST_FILE).is_file():
         model.load_weights(run_dir / BEST_FILE)
     return read_history(run_dir)
 

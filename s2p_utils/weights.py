@@ -1,10 +1,11 @@
-"""Load the authors' trained legacy Keras-2 ``.h5`` models into the Keras 3 network.
+"""Read the authors' trained legacy Keras-2 ``.h5`` models: weights and shape, without building a network.
 
 The original repository (``dmamur/struct2prop``) ships models saved by Keras 2.4 with ``model.save(...h5)``.
-Keras 3 cannot rebuild those graphs, so :func:`load_authors_weights` reads the HDF5 file with ``h5py``
+Keras 3 cannot rebuild those graphs, so :func:`read_authors_file` reads the HDF5 file with ``h5py``
 (no pickle, no code execution), identifies the layers from the stored JSON ``model_config`` (or, for a
-weights-only file, from the weight names and shapes), builds :func:`s2p_utils.model.build_model` with the
-inferred shape and copies the arrays.
+weights-only file, from the weight names and shapes) and infers the :class:`ModelConfig`;
+:func:`s2p_utils.model.load_authors_model` builds that network and copies the arrays in. This module
+imports no network code (and no TensorFlow).
 
 Layer correspondence (authors' name → ours): Bidirectional ``x1_blstm`` → ``pdf_bilstm``; Embedding
 ``element_embdgs`` → ``element_embedding``; Dense on the grid input (``dense``) → ``grid_dense``; the LSTM
@@ -17,15 +18,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from s2p_utils.config import ExperimentConfig, ModelConfig
+from s2p_utils.config import ModelConfig
 
-__all__ = ["load_authors_weights", "read_authors_file", "AuthorsFile"]
+__all__ = ["read_authors_file", "AuthorsFile"]
 
 
 class AuthorsFile:
@@ -210,54 +210,3 @@ def _input_length(path: Path) -> int:
             if shape and len(shape) == 2 and layer["config"].get("dtype") == "int32":
                 return int(shape[1])
     raise ValueError(f"{path}: cannot find the atom-sequence length in the stored model config")
-
-
-def load_authors_weights(path: str | os.PathLike, preset: str | ExperimentConfig | ModelConfig | None = None):
-    """Build the network for an authors' legacy Keras-2 ``.h5`` and load its weights.
-
-    Args:
-        path: the ``.h5`` file (e.g. ``edosBulk_pdf.h5``; inputs ``x1`` PDF, ``types`` tokens, ``input_1`` grid).
-        preset: preset/config whose shape the file must match; ``None`` infers every shape from the file
-            (``max_atoms``, ``lstm_units``, ``n_out``, ``grid_input``, ...).
-
-    Returns:
-        A ``keras.Model`` from :func:`s2p_utils.model.build_model` (inputs ``pdf``, ``tokens``[, ``grid``]),
-        with ``Masking`` before the PDF BiLSTM exactly when the stored graph has one.
-
-    Raises:
-        ValueError: the file is not a struct2prop model, or its shapes differ from ``preset``'s.
-    """
-    from s2p_utils.model import build_model, model_config_of
-
-    authors = read_authors_file(path)
-    config = authors.config
-    if preset is not None:
-        wanted = model_config_of(preset)
-        differences = {
-            field: (getattr(wanted, field), getattr(config, field))
-            for field in (
-                "max_atoms",
-                "lstm_units",
-                "n_out",
-                "grid_input",
-                "n_pdf_bins",
-                "vocab_size",
-                "embedding_dim",
-            )
-            if getattr(wanted, field) != getattr(config, field)
-        }
-        if differences:
-            detail = ", ".join(f"{k}: preset {a} vs file {b}" for k, (a, b) in differences.items())
-            raise ValueError(f"{authors.path}: weights do not fit the preset ({detail})")
-        config = replace(wanted)
-    model = build_model(config, mask_pdf=authors.mask_pdf, name=Path(path).stem)
-    for ours, arrays in authors.weights.items():
-        layer = model.get_layer(ours)
-        expected = [tuple(w.shape) for w in layer.get_weights()]
-        got = [tuple(a.shape) for a in arrays]
-        if expected != got:
-            raise ValueError(
-                f"{authors.path}: layer {authors.source_layers[ours]!r} has shapes {got}, expected {expected}"
-            )
-        layer.set_weights(arrays)
-    return model

@@ -80,6 +80,14 @@ def test_bucketed_prediction_equals_padded_prediction():
     assert np.abs(padded).max() > 1e-3  # a real, non-trivial output
     averaged = predict_batched(model, inputs, batch_size=3, permutations=2)
     assert averaged.shape == padded.shape and not np.allclose(averaged, padded, atol=1e-7)
+    # a structure gets the same test-time atom orders alone, in another batch size or among other rows
+    for row in (1, 3):
+        alone = predict_batched(model, {k: v[row : row + 1] for k, v in inputs.items()}, permutations=2)
+        np.testing.assert_allclose(alone[0], averaged[row], atol=2e-6)
+    reordered = predict_batched(model, {k: v[::-1] for k, v in inputs.items()}, batch_size=2, permutations=2)
+    np.testing.assert_allclose(reordered[::-1], averaged, atol=2e-6)
+    other_seed = predict_batched(model, inputs, batch_size=3, permutations=2, seed=9)
+    assert not np.allclose(other_seed, averaged, atol=1e-7)
 
 
 def test_unmasked_pdf_branch_is_never_cut():
@@ -98,7 +106,7 @@ def test_unmasked_pdf_branch_is_never_cut():
 def test_bucketed_training_runs_and_learns(tmp_path):
     import keras
 
-    from s2p_utils.config import TrainConfig
+    from s2p_utils.config import ExperimentConfig, TrainConfig, resolve_recipe
     from s2p_utils.model import build_model
     from s2p_utils.train import train_model, uses_buckets
 
@@ -107,7 +115,10 @@ def test_bucketed_training_runs_and_learns(tmp_path):
     inputs = _inputs([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] * 2, seed=7)
     targets = np.tile(np.linspace(0.1, 1, 7, dtype=np.float32), (24, 1))
     config = TrainConfig(batch_size=4, max_epochs=3, permute_atoms=True, learning_rate=1e-2)
-    assert uses_buckets(model, inputs, config, "fixed") and not uses_buckets(model, inputs, config, "legacy")
+    fixed, legacy = (
+        resolve_recipe(ExperimentConfig("t", "", TINY, config), m, epochs=3) for m in ("fixed", "legacy")
+    )
+    assert uses_buckets(model, inputs, fixed) and not uses_buckets(model, inputs, legacy)
     history = train_model(
         model,
         inputs,
@@ -115,10 +126,9 @@ def test_bucketed_training_runs_and_learns(tmp_path):
         inputs,
         targets,
         config=config,
-        mode="fixed",
+        recipe=fixed,
         seed=1,
         run_dir=tmp_path / "run",
-        max_epochs=3,
     )
     assert len(history) == 3 and history["loss"].iloc[-1] < history["loss"].iloc[0]
 

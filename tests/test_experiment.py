@@ -103,8 +103,13 @@ def test_fixed_run_writes_metrics_predictions_figures_and_model(tmp_path):
     assert info["mode"] == "fixed" and info["seed"] == 1 and info["epochs"] == 2
 
     model, metadata = load_model(result.model_path)
-    assert metadata["legacy"] is False and metadata["featurizer"] == "pdf" and metadata["max_atoms"] == 4
-    assert metadata["grid"] == pytest.approx(dataset.grid.tolist()) and metadata["target_scaler"] is None
+    assert not metadata.recipe.legacy_features and metadata.config.featurizer == "pdf"
+    assert (
+        metadata.model.max_atoms == 4
+        and metadata.recipe.stop_on == "val_loss"
+        and metadata.recipe.restore_best
+    )
+    assert metadata.grid == pytest.approx(dataset.grid.tolist()) and metadata.target_scaler is None
 
     # train=False reloads the saved model and reproduces the numbers
     again = run_experiment(
@@ -144,11 +149,11 @@ def test_legacy_smoke_run_scales_targets_with_all_rows(tmp_path):
     assert info["epochs"] == 2 and info["mode"] == "legacy"
 
     model, metadata = load_model(result.model_path)
-    assert metadata["legacy"] is True
+    assert metadata.recipe.legacy_features and metadata.recipe.scaler_fit_on == "all_rows"
     rows = dataset.targets[np.r_[0:20, 40:48, 50:58]]  # smoke: every selected row, test included
     low, high = rows.min(axis=0).astype(np.float64), rows.max(axis=0).astype(np.float64)
-    np.testing.assert_allclose(metadata["target_scaler"]["scale"], 1.0 / (high - low), rtol=1e-6)
-    np.testing.assert_allclose(metadata["target_scaler"]["min"], -low / (high - low), atol=1e-7)
+    np.testing.assert_allclose(metadata.target_scaler["scale"], 1.0 / (high - low), rtol=1e-6)
+    np.testing.assert_allclose(metadata.target_scaler["min"], -low / (high - low), atol=1e-7)
     # predictions are stored unscaled: the CSV's targets are the dataset's spectra
     frame = read_predictions(result.predictions_path)
     np.testing.assert_allclose(np.stack(frame["target"]), rows, atol=1e-5)
@@ -158,9 +163,7 @@ def test_legacy_smoke_run_scales_targets_with_all_rows(tmp_path):
         [dataset.structures[i] for i in selected], preset, legacy=True, grids=dataset.grids[selected]
     )
     raw = model.predict(inputs, verbose=0).astype(np.float64)
-    unscaled = (raw - np.asarray(metadata["target_scaler"]["min"])) / np.asarray(
-        metadata["target_scaler"]["scale"]
-    )
+    unscaled = (raw - np.asarray(metadata.target_scaler["min"])) / np.asarray(metadata.target_scaler["scale"])
     np.testing.assert_allclose(np.stack(frame["prediction"]), unscaled, rtol=1e-5, atol=1e-6)
 
 
@@ -214,9 +217,9 @@ def test_s2p_train_cli_smoke(mirror, tmp_path, monkeypatch, capsys):
     assert info["split_sizes"] == {"train": 32, "val": 8, "test": 8} and info["epochs"] == 2
     _, metadata = load_model(tmp_path / "models" / "e3nn_phdos_random73_legacy.keras")
     assert (
-        metadata["legacy"] is True
-        and metadata["preset"] == "e3nn_phdos"
-        and metadata["target_scaler"] is None
+        metadata.recipe.legacy_features
+        and metadata.config.name == "e3nn_phdos"
+        and metadata.target_scaler is None
     )
 
 
@@ -241,7 +244,9 @@ def test_ensemble_run_calibrates_its_spread_on_validation(tmp_path):
     # the written σ is the member spread calibrated by the pair fitted on the validation rows
     by_id = dict(zip(dataset.ids, dataset.structures, strict=True))
     rows = [by_id[i] for i in frame["id"]]
-    member_std = predict(result.model_path, rows, metadata={"calibration": None}).std  # uncalibrated spread
+    from s2p_utils.experiment import load_members
+
+    member_std = load_members(result.run_name, tmp_path).predict(rows).std  # uncalibrated spread
     support = floor_support(mean, member_std, margin)
     np.testing.assert_allclose(calibrated_std(member_std, scale, floor, support), std, rtol=1e-4, atol=1e-6)
     refit = fit_std_calibration(target[val], mean[val], member_std[val], support=support[val])

@@ -12,9 +12,20 @@ import pytest
 keras = pytest.importorskip("keras")
 h5py = pytest.importorskip("h5py")
 
-from s2p_utils.config import PRESETS, ModelConfig  # noqa: E402
-from s2p_utils.model import build_model, count_parameters, load_model, save_model  # noqa: E402
-from s2p_utils.weights import load_authors_weights, read_authors_file  # noqa: E402
+from s2p_utils.config import (  # noqa: E402
+    PRESETS,
+    ExperimentConfig,  # noqa: E402
+    ModelConfig,
+)
+from s2p_utils.model import (  # noqa: E402
+    build_model,
+    count_parameters,
+    load_authors_model,
+    load_model,
+    save_model,
+)
+from s2p_utils.model_record import ModelRecord  # noqa: E402
+from s2p_utils.weights import read_authors_file  # noqa: E402
 
 TINY = ModelConfig(max_atoms=6, lstm_units=8, n_out=5)
 
@@ -133,17 +144,21 @@ def test_without_pdf_masking_the_padding_leaks_into_the_backward_lstm():
 
 def test_save_and_load_round_trip(tmp_path):
     keras.utils.set_random_seed(3)
-    model = build_model(replace(TINY, grid_input=True))
-    meta = {
-        "preset": "tiny",
-        "grid": np.linspace(-1, 1, 5),
-        "target_scaler": {"min": [0.0] * 5, "scale": [2.0] * 5},
-    }
+    config = ExperimentConfig(name="tiny", dataset="", model=replace(TINY, grid_input=True))
+    model = build_model(config)
+    meta = ModelRecord.of(
+        config, grid=np.linspace(-1, 1, 5), target_scaler={"min": [0.0] * 5, "scale": [2.0] * 5}
+    )
     path = save_model(model, tmp_path / "m.keras", meta)
     assert path.is_file() and path.with_suffix(".json").is_file()
-    loaded, metadata = load_model(path)
-    assert metadata["preset"] == "tiny" and metadata["max_atoms"] == 6 and metadata["members"] == 1
-    assert metadata["grid"] == pytest.approx(list(np.linspace(-1, 1, 5)))
+    loaded, record = load_model(path)
+    assert record == meta  # the whole record comes back: config, recipe, scaler, grid, versions
+    assert record.model.max_atoms == 6 and record.members == 1
+    assert record.grid == pytest.approx(list(np.linspace(-1, 1, 5)))
+    with pytest.raises(ValueError, match="does not match its model record"):
+        save_model(
+            model, tmp_path / "other.keras", ModelRecord.of(replace(config, model=replace(TINY, n_out=7)))
+        )
     rng = np.random.default_rng(0)
     x = padded(rng.random((2, 100)).astype(np.float32), np.array([9, 10], np.int32), 6)
     x["grid"] = np.linspace(-1, 1, 5, dtype=np.float32)[None]
@@ -272,25 +287,25 @@ def test_keras2_layout_round_trip(tmp_path, grid_input, with_config, mask_pdf):
     info = read_authors_file(path)
     assert info.config == cfg
     assert info.mask_pdf is mask_pdf
-    loaded = load_authors_weights(path)
+    loaded = load_authors_model(path)
     rng = np.random.default_rng(5)
     x = padded(rng.random((3, 100)).astype(np.float32), np.array([4, 50, 92], np.int32), 7)
     if grid_input:
         x["grid"] = np.linspace(-3, 3, 9, dtype=np.float32)[None]
     np.testing.assert_allclose(original.predict(x, verbose=0), loaded.predict(x, verbose=0), atol=1e-7)
     with pytest.raises(ValueError, match="max_atoms"):
-        load_authors_weights(path, preset=replace(cfg, max_atoms=8))
+        load_authors_model(path, preset=replace(cfg, max_atoms=8))
 
 
 def test_bad_authors_file(tmp_path):
     path = tmp_path / "junk.h5"
     path.write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="junk.h5"):
-        load_authors_weights(path)
+        load_authors_model(path)
     with h5py.File(tmp_path / "empty.h5", "w") as f:
         f.create_group("model_weights")
     with pytest.raises(ValueError, match="cannot find"):
-        load_authors_weights(tmp_path / "empty.h5")
+        load_authors_model(tmp_path / "empty.h5")
 
 
 def test_authors_weights_reproduce_their_golden_outputs(mirror):
@@ -305,9 +320,9 @@ def test_authors_weights_reproduce_their_golden_outputs(mirror):
     info = read_authors_file(weights)
     assert info.config == ModelConfig(max_atoms=128, lstm_units=128, n_out=500, grid_input=True)
     assert info.mask_pdf
-    model = load_authors_weights(weights)
+    model = load_authors_model(weights)
     with pytest.raises(ValueError, match="max_atoms"):
-        load_authors_weights(weights, preset="surface_edos")  # 32 atoms, the file has 128
+        load_authors_model(weights, preset="surface_edos")  # 32 atoms, the file has 128
 
     dataset = load_prepared(mirror / "e3nn_phdos.json.gz")
     atoms = [dataset.structures[dataset.ids.index(i)] for i in golden["ids"]]
@@ -323,8 +338,8 @@ def test_authors_weights_reproduce_their_golden_outputs(mirror):
     np.testing.assert_allclose(prediction, reference, rtol=0, atol=1e-4)
 
     # the same file through the generic loader
-    loaded, meta = load_model(weights)
-    assert meta["legacy"] is True and meta["max_atoms"] == 128
+    loaded, record = load_model(weights)
+    assert record.recipe.legacy_features and record.model.max_atoms == 128 and record.grid is None
     np.testing.assert_allclose(
         loaded.predict({"pdf": pdf, "tokens": tokens, "grid": grid}, verbose=0), prediction, atol=1e-7
     )

@@ -12,21 +12,16 @@ from ase.io import write
 
 pytest.importorskip("keras")
 
+from dataclasses import replace  # noqa: E402
+
 from s2p_utils.config import ExperimentConfig, ModelConfig  # noqa: E402
+from s2p_utils.model_record import ModelRecord  # noqa: E402
 
 TINY = ModelConfig(max_atoms=8, lstm_units=4, n_out=5, pdf_lstm_units=2, embedding_dim=4)
 GRID = [0.0, 250.0, 500.0, 750.0, 1000.0]
 SCALER = {"min": [0.1, 0.0, -0.2, 0.0, 0.3], "scale": [2.0, 1.0, 0.5, 4.0, 1.0]}
-METADATA = {
-    "preset": None,
-    "max_atoms": TINY.max_atoms,
-    "featurizer": "pdf",
-    "legacy": False,
-    "grid": GRID,
-    "grid_unit": "cm^-1",
-    "kind": "phdos",
-    "target_scaler": SCALER,
-}
+TINY_CONFIG = ExperimentConfig(name="tiny", dataset="", model=TINY, featurizer="pdf")
+METADATA = ModelRecord.of(TINY_CONFIG, grid=GRID, grid_unit="cm^-1", kind="phdos", target_scaler=SCALER)
 
 
 def _tiny_model(seed: int):
@@ -50,7 +45,7 @@ def make_saved_models(folder):
     single = save_model(_tiny_model(1), folder / "tiny.keras", METADATA)
     ensemble = folder / "ensemble"
     for seed in (2, 3):
-        save_model(_tiny_model(seed), ensemble / f"member{seed}.keras", {**METADATA, "members": 2})
+        save_model(_tiny_model(seed), ensemble / f"member{seed}.keras", replace(METADATA, members=2))
     return single, ensemble
 
 

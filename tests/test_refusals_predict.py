@@ -36,7 +36,12 @@ def models(tmp_path_factory):
     gridded = save_model(
         build_model(replace(TINY, grid_input=True), name="gridded"),
         tmp_path_factory.mktemp("gridded") / "gridded.keras",
-        {**METADATA, "grid": None, "target_scaler": None},
+        replace(
+            METADATA,
+            config=replace(METADATA.config, model=replace(TINY, grid_input=True)),
+            grid=None,
+            target_scaler=None,
+        ),
     )
     single, ensemble = make_saved_models(tmp_path_factory.mktemp("models"))
     return {"single": single, "ensemble": ensemble, "gridded": gridded}
@@ -64,14 +69,14 @@ def test_one_bad_structure_never_loses_the_batch(models, good_file, tmp_path, ca
     write(elongated, Atoms("Cu", cell=[0.6, 0.6, 1e6], pbc=True), format="cif")
     write(empty_box, Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]], cell=[1e8] * 3, pbc=True), format="cif")
     write(crashing, bulk("Si", "diamond", a=5.43), format="vasp")
-    real = prediction.structure_inputs
+    real = prediction.Predictor.inputs
 
-    def flaky(loaded, structures, **kwargs):
+    def flaky(predictor, structures, **kwargs):
         if any(atoms.get_chemical_formula() == "Si2" for atoms in structures):
             raise RuntimeError("simulated crash inside the featurizer")
-        return real(loaded, structures, **kwargs)
+        return real(predictor, structures, **kwargs)
 
-    monkeypatch.setattr(prediction, "structure_inputs", flaky)
+    monkeypatch.setattr(prediction.Predictor, "inputs", flaky)
     out = tmp_path / "out.csv"
     files = [elongated, good_file, empty_box, crashing]
     assert main(["predict", str(models["single"]), *map(str, files), "--out", str(out)]) == 1
@@ -112,7 +117,7 @@ def test_keras_model_without_its_sidecar_is_refused(models, tmp_path):
     """Without the .json the target scaler would be dropped silently (scaled values written)."""
     lonely = tmp_path / "lonely.keras"
     shutil.copy(models["gridded"], lonely)
-    with pytest.raises(ValueError, match=r"lonely\.keras: its metadata file lonely\.json is missing"):
+    with pytest.raises(ValueError, match=r"lonely\.keras: its model record lonely\.json is missing"):
         load_predictor(lonely)
 
 
@@ -252,7 +257,7 @@ def test_lambda_layers_are_not_loaded(tmp_path):
     model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
     path = tmp_path / "lambda.keras"
     model.save(path)
-    path.with_suffix(".json").write_text(json.dumps({"max_atoms": 4}))
+    METADATA.write(path.with_suffix(".json"))  # a valid record: the refusal must come from the network file
     with pytest.raises(ValueError, match=r"lambda\.keras: not a readable \.keras model .*(unsafe|safe_mode)"):
         load_model(path)
 
@@ -266,16 +271,18 @@ def test_out_directory_and_negative_batch_size(models, good_file, tmp_path, caps
     assert exit_info.value.code == 2 and "must be ≥ 1, got -5" in capsys.readouterr().err
 
 
-def test_interrupted_save_leaves_no_temporary_file(tmp_path):
-    class Interrupted:  # a network with no layers whose save is cut short
-        layers: list = []
+def test_interrupted_save_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from test_predict import _tiny_model
 
-        def save(self, path):
-            Path(path).write_bytes(b"half a model")
-            raise KeyboardInterrupt
+    network = _tiny_model(1)
 
+    def interrupted(path, *args, **kwargs):  # the save is cut short half-way
+        Path(path).write_bytes(b"half a model")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(network, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        save_model(Interrupted(), tmp_path / "m.keras", {"max_atoms": 4})
+        save_model(network, tmp_path / "m.keras", METADATA)
     assert list(tmp_path.iterdir()) == []
 
 

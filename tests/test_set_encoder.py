@@ -23,6 +23,7 @@ from s2p_utils.model import (  # noqa: E402
     load_model,
     save_model,
 )
+from s2p_utils.model_record import ModelRecord  # noqa: E402
 
 #: A small set encoder with every size different from the defaults (fast, and catches swapped fields).
 SMALL = ModelConfig(
@@ -173,13 +174,14 @@ def test_dropout_acts_in_training_only(set_model):
 
 
 def test_save_and_load_round_trip(set_model, tmp_path):
-    path = save_model(set_model, tmp_path / "set.keras", {"preset": "e3nn_phdos_set"})
+    record = ModelRecord.of(get_preset("e3nn_phdos_set"), grid=np.arange(51) * 20.0)
+    path = save_model(set_model, tmp_path / "set.keras", record)
     loaded, metadata = load_model(path)  # safe_mode (the default): registered layers only, no lambdas
     inputs = random_batch(np.random.default_rng(4), [3, 11, 6], 105, 11)
     np.testing.assert_array_equal(run(loaded, inputs), run(set_model, inputs))
-    assert metadata["max_atoms"] == 128 and metadata["preset"] == "e3nn_phdos_set"
-    assert metadata["encoder"] == encoder_fields(set_model) == encoder_fields(loaded)
-    assert metadata["encoder"]["structure_encoder"] == "set" and metadata["encoder"]["set_blocks"] == 2
+    assert metadata == record and metadata.model.max_atoms == 128
+    assert encoder_fields(set_model) == encoder_fields(loaded)
+    assert encoder_fields(loaded)["structure_encoder"] == "set" and encoder_fields(loaded)["set_blocks"] == 2
     again = keras.saving.load_model(path, compile=False, safe_mode=True)
     np.testing.assert_array_equal(run(again, inputs), run(set_model, inputs))
 
@@ -237,9 +239,13 @@ def test_predict_loads_a_smoke_trained_set_model(tmp_path):
     assert sorted(p.name for p in result.model_path.glob("*.keras")) == ["member0.keras", "member1.keras"]
 
     loaded = load_predictor(result.model_path)
-    assert loaded.config.name == "e3nn_phdos_set" and loaded.config.element_descriptors
-    assert loaded.config.model.structure_encoder == "set" and loaded.config.model.set_width == 16
-    assert loaded.metadata["test_time_permutations"] == 0 and loaded.metadata["encoder"]["set_heads"] == 2
+    assert loaded.record.config == config  # the whole config, as trained
+    assert (
+        loaded.record.config.model.structure_encoder == "set" and loaded.record.config.model.set_width == 16
+    )
+    assert (
+        loaded.record.config.train.test_time_permutations == 0 and loaded.record.config.model.set_heads == 2
+    )
 
     test_rows = [10, 11]
     predicted = predict(result.model_path, [dataset.structures[i] for i in test_rows])
@@ -272,5 +278,5 @@ def test_s2p_train_set_preset_smoke(mirror, tmp_path, monkeypatch, capsys):
     members = sorted((tmp_path / "models" / "e3nn_phdos_set_chen2021_fixed").glob("*.keras"))
     assert len(members) == 5
     model, metadata = load_model(members[0])
-    assert metadata["preset"] == "e3nn_phdos_set" and metadata["encoder"]["structure_encoder"] == "set"
+    assert metadata.config == get_preset("e3nn_phdos_set") and metadata.model.structure_encoder == "set"
     assert count_parameters(model) == 348_211

@@ -11,7 +11,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from s2p_utils.config import ModelConfig, TrainConfig, get_preset  # noqa: E402
+from s2p_utils.config import ExperimentConfig, ModelConfig, TrainConfig, get_preset, resolve_recipe  # noqa: E402  # noqa: E402
 from s2p_utils.model import build_model  # noqa: E402
 from s2p_utils.train import (  # noqa: E402
     TargetScaler,
@@ -96,6 +96,10 @@ def test_global_minmax_and_none():
 
 
 # ------------------------------------------------------------------------------------ training
+def _recipe(config, model_config=TINY, mode="fixed", epochs=1):
+    return resolve_recipe(ExperimentConfig("t", "", model_config, config), mode, epochs=epochs)
+
+
 def _train(run_dir, epochs, mode="fixed", seed=3, callbacks=(), config=None, model_config=TINY):
     train_x, train_y = tiny_data(20, 0, model_config.grid_input)
     val_x, val_y = tiny_data(6, 1, model_config.grid_input)
@@ -109,10 +113,9 @@ def _train(run_dir, epochs, mode="fixed", seed=3, callbacks=(), config=None, mod
         val_x,
         val_y,
         config=config,
-        mode=mode,
+        recipe=_recipe(config, model_config, mode, epochs),
         seed=seed,
         run_dir=run_dir,
-        max_epochs=epochs,
         callbacks=callbacks,
     )
     return model, history
@@ -182,8 +185,8 @@ def test_legacy_mode_keeps_the_last_weights_and_stops_on_training_loss(tmp_path)
     val_x, val_y = tiny_data(6, 1)
     loss = float(np.mean(np.abs(model.predict(val_x, verbose=0) - val_y)))
     assert loss == pytest.approx(history["val_loss"].iloc[-1], rel=1e-4)
-    # the run directory holds a legacy run: it cannot be resumed in the other mode
-    with pytest.raises(ValueError, match="legacy"):
+    # the run directory holds a run stopping on the training loss: it cannot be resumed as another
+    with pytest.raises(ValueError, match="stopping on 'loss'"):
         _train(tmp_path / "run", 6, mode="fixed", config=config)
 
 
@@ -191,9 +194,11 @@ def test_bad_inputs_are_rejected(tmp_path):
     x, y = tiny_data(4, 0)
     model = build_model(TINY)
     with pytest.raises(ValueError, match="rows"):
-        train_model(model, x, y[:3], x, y, config=TrainConfig(), run_dir=tmp_path, max_epochs=1)
+        train_model(
+            model, x, y[:3], x, y, config=TrainConfig(), recipe=_recipe(TrainConfig()), run_dir=tmp_path
+        )
     with pytest.raises(ValueError, match="mode"):
-        train_model(model, x, y, x, y, config=TrainConfig(), mode="best", run_dir=tmp_path, max_epochs=1)
+        _recipe(TrainConfig(), mode="best")
     assert math.isfinite(learning_rate(0, TrainConfig()))
 
 

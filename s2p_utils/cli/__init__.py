@@ -123,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--truncate", action="store_true", help="cut structures above max_atoms (with a warning)"
     )
-    predict.add_argument("--batch-size", type=positive_int, default=64)
+    predict.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="network batch size (default: the one the model was evaluated with, from its record)",
+    )
     predict.add_argument(
         "--grid",
         default=None,

@@ -20,16 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from s2p_utils.data.structures import read_structure
-from s2p_utils.prediction import (
-    CHUNK_SIZE,
-    UNCALIBRATED,
-    LoadedModel,
-    _file_id,
-    load_predictor,
-    parse_grid,
-    run_model,
-    structure_inputs,
-)
+from s2p_utils.prediction import CHUNK_SIZE, UNCALIBRATED, Predictor, _file_id, load_predictor, parse_grid
 from s2p_utils.results import _atomic_write_text, spectrum_to_json
 from s2p_utils.vocab import UNK_ID, element_tokens
 
@@ -58,7 +49,7 @@ def _write_csv(path: Path, rows: list[list[str]], header: list[str]) -> Path:
 
 
 def _read_files(
-    files: Sequence[str], loaded: LoadedModel, truncate: bool, failures: list[str]
+    files: Sequence[str], predictor: Predictor, truncate: bool, failures: list[str]
 ) -> list[tuple[str, Any]]:
     """Read and validate each file on its own: ``(file, atoms)`` of the usable ones, in order.
 
@@ -69,9 +60,9 @@ def _read_files(
     for file in tqdm(files, desc="reading", unit="file", disable=len(files) < 50):
         try:
             atoms = read_structure(file)
-            if not truncate and len(atoms) > loaded.max_atoms:
+            if not truncate and len(atoms) > predictor.max_atoms:
                 raise ValueError(
-                    f"{len(atoms)} atoms exceed the model's max_atoms={loaded.max_atoms} (use --truncate)"
+                    f"{len(atoms)} atoms exceed the model's max_atoms={predictor.max_atoms} (use --truncate)"
                 )
             good.append((file, atoms))
         except Exception as error:  # one bad file must never lose the batch
@@ -80,7 +71,7 @@ def _read_files(
 
 
 def _predict_chunks(
-    loaded: LoadedModel, good: list[tuple[str, Any]], truncate: bool, batch_size: int, failures: list[str]
+    predictor: Predictor, good: list[tuple[str, Any]], truncate: bool, batch_size: int | None, failures: list[str]
 ) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
     """Spectra of ``good`` (index → ``(mean, std)`` float32 ``(n_out,)``), chunk by chunk.
 
@@ -91,20 +82,20 @@ def _predict_chunks(
     for start in range(0, len(good), CHUNK_SIZE):
         chunk = list(range(start, min(start + CHUNK_SIZE, len(good))))
         try:
-            inputs = structure_inputs(loaded, [good[i][1] for i in chunk], truncate=truncate)
+            inputs = predictor.inputs([good[i][1] for i in chunk], truncate=truncate)
             usable = chunk
         except Exception:
             usable, parts = [], []  # find the culprit(s) one structure at a time
             for i in chunk:
                 try:
-                    parts.append(structure_inputs(loaded, [good[i][1]], truncate=truncate))
+                    parts.append(predictor.inputs([good[i][1]], truncate=truncate))
                     usable.append(i)
                 except Exception as error:
                     failures.append(_reason(good[i][0], error))
             inputs = {key: np.concatenate([p[key] for p in parts]) for key in (parts[0] if parts else {})}
         if not usable:
             continue
-        mean, std = run_model(loaded, inputs, batch_size=batch_size)
+        mean, std = predictor.run(inputs, batch_size=batch_size)
         for row, i in enumerate(usable):
             rows[i] = (mean[row], None if std is None else std[row])
     return rows
@@ -130,32 +121,32 @@ def cmd_predict(args: Any) -> int:
     prediction, ``--out`` is left untouched (an existing file is never replaced by an empty one).
     """
     out = _check_out(Path(args.out))
-    batch_size = int(getattr(args, "batch_size", 64) or 64)
-    loaded = load_predictor(args.model)
+    batch_size = getattr(args, "batch_size", None)  # None: the model record's predict_batch_size
+    predictor = load_predictor(args.model)
     grid = parse_grid(getattr(args, "grid", None))
     if grid is not None:
-        if not loaded.grid_input:
+        if not predictor.grid_input:
             raise ValueError(
                 f"{args.model}: --grid applies only to models that take the grid as input; this one predicts "
                 "on the fixed grid it was trained on (written in the grid column)"
             )
-        loaded = load_predictor(loaded, grid=grid)
-    if loaded.grid is None:
+        predictor = predictor.with_grid(grid)
+    if predictor.grid is None:
         raise ValueError(
             f"{args.model}: the model takes the grid as input and stores none; pass --grid START:STOP:N"
         )
     truncate = bool(getattr(args, "truncate", False))
     failures: list[str] = []
-    good = _read_files(args.files, loaded, truncate, failures)
+    good = _read_files(args.files, predictor, truncate, failures)
     with warnings.catch_warnings():  # named per file below instead
         warnings.filterwarnings("ignore", message=".*outside the 94-token vocabulary")
-        mean_rows = _predict_chunks(loaded, good, truncate, batch_size, failures)
+        mean_rows = _predict_chunks(predictor, good, truncate, batch_size, failures)
 
-    ensemble = len(loaded.models) > 1
-    calibrated = loaded.metadata.get("calibration") is not None
+    ensemble = predictor.ensemble
+    calibrated = predictor.calibration is not None
     header = ["id", "file", "grid", "prediction"] + (["std", "std_calibrated"] if ensemble else [])
     header += ["unknown_elements", "truncated_from"]
-    grid_text = json.dumps([float(x) for x in loaded.grid])
+    grid_text = json.dumps([float(x) for x in predictor.grid])
     rows, notes = [], []
     for i, (file, atoms) in enumerate(good):
         if i not in mean_rows:
@@ -166,7 +157,7 @@ def cmd_predict(args: Any) -> int:
             notes.append(f"{file}: element(s) {' '.join(unknown)} outside the vocabulary, predicted as [UNK]")
         row = [_file_id(file), str(file), grid_text, spectrum_to_json(mean)]
         row += [spectrum_to_json(std), str(calibrated).lower()] if ensemble else []
-        row += [" ".join(unknown), str(len(atoms)) if len(atoms) > loaded.max_atoms else ""]
+        row += [" ".join(unknown), str(len(atoms)) if len(atoms) > predictor.max_atoms else ""]
         rows.append(row)
     for message in failures:
         print(f"s2p predict: skipped {message}", file=sys.stderr)
