@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from s2p_utils import reproduce as rp
+from s2p_utils.reproduce import runner as rp_runner
 from s2p_utils.results import figure_path, write_metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -197,7 +198,7 @@ def test_smoke_numbers_are_labelled(tmp_path, monkeypatch):
 def test_cli_without_data_writes_the_report(tmp_path, monkeypatch, capsys):
     from s2p_utils.cli import main
 
-    monkeypatch.setattr(rp, "check_obtainable", _no_data)
+    monkeypatch.setattr(rp_runner, "check_obtainable", _no_data)
     assert main(["reproduce", "--datasets", "e3nn_phdos", "--results-dir", str(tmp_path)]) == 0
     readme = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert "**not run**: not obtainable: no mirror and offline (e3nn_phdos)" in readme
@@ -210,8 +211,8 @@ def test_cli_exit_status_when_everything_obtainable_fails(tmp_path, monkeypatch)
     def broken(source, output, parameters, *, cwd):
         raise RuntimeError("kernel died")
 
-    monkeypatch.setattr(rp, "check_obtainable", _only("e3nn_phdos"))
-    monkeypatch.setattr(rp, "execute_notebook", broken)
+    monkeypatch.setattr(rp_runner, "check_obtainable", _only("e3nn_phdos"))
+    monkeypatch.setattr(rp_runner, "execute_notebook", broken)
     assert main(["reproduce", "--datasets", "e3nn_phdos", "--results-dir", str(tmp_path)]) == 1
 
 
