@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -261,3 +263,12 @@ def test_relative_mirror_is_made_absolute_for_the_kernels(tmp_path, monkeypatch)
     )
     assert seen and all(value == str((tmp_path / "mirror").resolve()) for value in seen)
     assert os.environ["S2P_DATA_MIRROR"] == "mirror"  # restored afterwards
+
+
+def test_reproduce_and_data_cli_do_not_load_tensorflow():
+    """`s2p data list` and the reproduce driver start without TensorFlow (only the notebooks' kernels need it)."""
+    code = (
+        "import sys, s2p_utils.cli.data, s2p_utils.cli.models, s2p_utils.reproduce; "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

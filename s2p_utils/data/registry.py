@@ -39,8 +39,10 @@ Offline-mirror layout (any subset)::
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -621,9 +623,6 @@ def prepared_cache_problem(path: Path) -> str | None:
 
     Decompresses the whole file (no JSON parsing): catches truncation and corruption cheaply.
     """
-    import gzip
-    import zlib
-
     try:
         with gzip.open(path, "rb") as handle:
             while handle.read(1 << 20):
@@ -938,10 +937,6 @@ def registry_markdown() -> str:
         "",
         *_TRUST_MODEL,
     ]
-    from s2p_utils.models_registry import models_markdown
+    from s2p_utils.models_registry import models_markdown  # it imports this module
 
     return "\n".join(lines) + "\n" + models_markdown()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(registry_markdown(), end="")
