@@ -79,8 +79,6 @@ E3NN_GRID = np.linspace(0.0, 1000.0, 51)
 MAT2SPEC_EDOS_GRID = np.linspace(-4.0, 4.0, 128)
 #: 1 THz in cm⁻¹.
 THZ_TO_CM1 = 33.35640951981521
-#: The Mat2Spec zip's single top folder.
-MAT2SPEC_ROOT = "Mat2Spec_DATA/"
 
 
 # ----------------------------------------------------------------------------- helpers

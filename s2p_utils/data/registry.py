@@ -177,12 +177,6 @@ class DatasetSpec:
     def file_folder(self, upstream: UpstreamFile) -> str:
         return upstream.folder or self.name
 
-    @property
-    def download_size(self) -> int | None:
-        """Total bytes of the upstream files, ``None`` if any size is unknown."""
-        sizes = [f.size for f in self.files]
-        return None if not sizes or any(s is None for s in sizes) else sum(sizes)  # type: ignore[misc]
-
 
 # ----------------------------------------------------------------------------- upstream files
 
@@ -674,7 +668,7 @@ def load(
     spec = get_spec(name)
     cache = paths.cache_dir(cache_dir)
     mirror_root = paths.mirror_dir(mirror)
-    prepared_cache = cache / "prepared" / f"{name}.json.gz"
+    prepared_cache = prepared_cache_path(name, cache)
     if refresh:
         prepared_cache.unlink(missing_ok=True)
     cached = _load_cached_prepared(prepared_cache, spec)
@@ -783,7 +777,7 @@ def dataset_status(
     spec = get_spec(name)
     cache = paths.cache_dir(cache_dir)
     mirror_root = paths.mirror_dir(mirror)
-    prepared = cache / "prepared" / f"{name}.json.gz"
+    prepared = prepared_cache_path(name, cache)
     if prepared.is_file():
         if prepared_cache_problem(prepared) is None:
             return "cached"
