@@ -53,9 +53,9 @@ test-lib: $(STAMP) ## Unit and integration tests (pytest)
 test-notebooks: $(STAMP) ## Run all notebooks under nbval in smoke mode
 	S2P_SMOKE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env notebooks/
 
-lint: $(STAMP) ## Ruff lint and format check
-	$(BIN)/ruff check s2p_utils tests benchmarks notebooks/conftest.py
-	$(BIN)/ruff format --check s2p_utils tests benchmarks notebooks/conftest.py
+lint: $(STAMP) ## Ruff lint and format check (the notebooks included)
+	$(BIN)/ruff check s2p_utils tests benchmarks notebooks
+	$(BIN)/ruff format --check s2p_utils tests benchmarks notebooks
 
 reproduce: $(STAMP) ## Run the notebooks headless (papermill) and write results/README.md; DATASETS=e3nn_phdos runs one
 	$(BIN)/s2p reproduce $(if $(DATASETS),--datasets $(DATASETS),)

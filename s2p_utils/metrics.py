@@ -49,6 +49,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from s2p_utils.uncertainty import active_mask
+
 __all__ = [
     "HC_OVER_KB",
     "per_spectrum_mae",
@@ -321,8 +323,6 @@ def calibration(
     targets, mean, std = (np.asarray(a, dtype=np.float64) for a in (targets, mean, std))
     if not (targets.shape == mean.shape == std.shape):
         raise ValueError(f"shapes differ: targets {targets.shape}, mean {mean.shape}, std {std.shape}")
-    from s2p_utils.uncertainty import active_mask
-
     error = np.abs(targets - mean)
     active = active_mask(targets, mean, std, active)
     within_1, within_2 = error <= std, error <= 2.0 * std

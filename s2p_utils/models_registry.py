@@ -26,6 +26,10 @@ from typing import Any
 import numpy as np
 
 from s2p_utils import paths
+from s2p_utils.data.download import ChecksumError, DownloadError, discard_corrupt, download_file, verify_file
+from s2p_utils.data.registry import dataset_status, load
+from s2p_utils.train import fit_target_scaler
+from s2p_utils.weights import read_authors_file
 
 __all__ = [
     "AUTHORS_COMMIT",
@@ -229,8 +233,6 @@ def _pins(entry: PretrainedModel) -> dict[str, Any]:
 
 def _cached_copy(entry: PretrainedModel, dest: Path) -> Path | None:
     """``dest`` if it verifies; a corrupt copy is deleted (to be fetched again)."""
-    from s2p_utils.data.download import ChecksumError, discard_corrupt, verify_file
-
     if not dest.is_file():
         return None
     try:
@@ -255,8 +257,6 @@ def fetch_model(
             download does not match the pinned git blob (naming file, expected, actual).
         FileNotFoundError: offline and nowhere to be found (says which file to put where).
     """
-    from s2p_utils.data.download import DownloadError, download_file, verify_file
-
     entry = get_model(name)
     dest = paths.cache_dir(cache_dir) / "models" / "authors" / entry.filename
     if (found := _cached_copy(entry, dest)) is not None:
@@ -280,9 +280,6 @@ def fetch_model(
 
 def _scaler(entry: PretrainedModel, n_out: int, mirror: Any, cache_dir: Any) -> dict[str, list[float]] | None:
     """The per-bin MinMax scaler of ``entry.scaler_dataset`` (all rows), when that dataset is local."""
-    from s2p_utils.data.registry import dataset_status, load
-    from s2p_utils.train import fit_target_scaler
-
     status = dataset_status(entry.scaler_dataset, mirror=mirror, cache_dir=cache_dir)  # type: ignore[arg-type]
     if status not in {"cached", "mirror (prepared)", "mirror (upstream)"}:
         return None
@@ -308,8 +305,6 @@ def resolve_authors_model(
     scaler when it can be rebuilt (:attr:`PretrainedModel.scaler_dataset` available locally). A
     ``UserWarning`` says when the outputs stay scaled or their scaling is unknown.
     """
-    from s2p_utils.weights import read_authors_file
-
     entry = get_model(spec)
     path = fetch_model(entry.name, mirror=mirror, cache_dir=cache_dir)
     config = read_authors_file(path).config

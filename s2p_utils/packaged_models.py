@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ase.build import bulk
 
-from s2p_utils.paths import atomic_path
+from s2p_utils.data.structures import read_structure
+from s2p_utils.paths import atomic_path, mirror_dir
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -128,8 +130,8 @@ def export_ensemble(
     Returns:
         The new folder (an existing folder of that name is replaced); :func:`write_model_card` completes it.
     """
-    from s2p_utils.model import load_model, save_model
-    from s2p_utils.prediction import _member_paths
+    from s2p_utils.model import load_model, save_model  # TensorFlow: loaded only when needed
+    from s2p_utils.prediction import _member_paths  # prediction imports this module
 
     source = Path(source)
     dest = Path(dest_root or PACKAGE_DIR) / name
@@ -172,12 +174,7 @@ def example_structures(n: int = 3, mirror: str | os.PathLike | None = None) -> t
     The first ``n`` Materials Project CIFs of ``<mirror>/mp_binaries_cif/`` when the data mirror
     (``mirror`` or ``$S2P_DATA_MIRROR``) has them, else ASE-built Si, NaCl and MgO.
     """
-    from ase.build import bulk
-
-    from s2p_utils import paths
-    from s2p_utils.data.structures import read_structure
-
-    root = paths.mirror_dir(mirror)
+    root = mirror_dir(mirror)
     files = sorted((root / "mp_binaries_cif").glob("*.cif"))[:n] if root is not None else []
     if files:
         return [read_structure(f) for f in files], [f.stem for f in files]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from s2p_utils import reproduce as rp
+from s2p_utils.reproduce import runner as rp_runner
 from s2p_utils.results import figure_path, write_metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -197,7 +200,7 @@ def test_smoke_numbers_are_labelled(tmp_path, monkeypatch):
 def test_cli_without_data_writes_the_report(tmp_path, monkeypatch, capsys):
     from s2p_utils.cli import main
 
-    monkeypatch.setattr(rp, "check_obtainable", _no_data)
+    monkeypatch.setattr(rp_runner, "check_obtainable", _no_data)
     assert main(["reproduce", "--datasets", "e3nn_phdos", "--results-dir", str(tmp_path)]) == 0
     readme = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert "**not run**: not obtainable: no mirror and offline (e3nn_phdos)" in readme
@@ -210,8 +213,8 @@ def test_cli_exit_status_when_everything_obtainable_fails(tmp_path, monkeypatch)
     def broken(source, output, parameters, *, cwd):
         raise RuntimeError("kernel died")
 
-    monkeypatch.setattr(rp, "check_obtainable", _only("e3nn_phdos"))
-    monkeypatch.setattr(rp, "execute_notebook", broken)
+    monkeypatch.setattr(rp_runner, "check_obtainable", _only("e3nn_phdos"))
+    monkeypatch.setattr(rp_runner, "execute_notebook", broken)
     assert main(["reproduce", "--datasets", "e3nn_phdos", "--results-dir", str(tmp_path)]) == 1
 
 
@@ -260,3 +263,12 @@ def test_relative_mirror_is_made_absolute_for_the_kernels(tmp_path, monkeypatch)
     )
     assert seen and all(value == str((tmp_path / "mirror").resolve()) for value in seen)
     assert os.environ["S2P_DATA_MIRROR"] == "mirror"  # restored afterwards
+
+
+def test_reproduce_and_data_cli_do_not_load_tensorflow():
+    """`s2p data list` and the reproduce driver start without TensorFlow (only the notebooks' kernels need it)."""
+    code = (
+        "import sys, s2p_utils.cli.data, s2p_utils.cli.models, s2p_utils.reproduce; "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

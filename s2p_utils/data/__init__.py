@@ -8,17 +8,7 @@
 from __future__ import annotations
 
 from s2p_utils.data.dataset import Dataset, load_prepared, random_split, save_prepared
+from s2p_utils.data.registry import REGISTRY, load
+from s2p_utils.data.structures import read_structure
 
 __all__ = ["Dataset", "load_prepared", "save_prepared", "random_split", "read_structure", "load", "REGISTRY"]
-
-
-def __getattr__(name: str):
-    if name == "read_structure":
-        from s2p_utils.data.structures import read_structure
-
-        return read_structure
-    if name in {"load", "REGISTRY"}:
-        from s2p_utils.data import registry
-
-        return getattr(registry, name)
-    raise AttributeError(f"module 's2p_utils.data' has no attribute {name!r}")

@@ -44,12 +44,15 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.io import read as ase_read
+from scipy.interpolate import interp1d
 from tqdm.auto import tqdm
 
 from s2p_utils.data import chen_split
 from s2p_utils.data.archives import read_tar_member, read_zip_member
 from s2p_utils.data.dataset import SPLIT_PARTS, Dataset
 from s2p_utils.data.safe_pickle import safe_loads
+from s2p_utils.data.structures import atoms_from_pymatgen_dict, validate_structure
 
 __all__ = [
     "E3NN_GRID",
@@ -76,8 +79,6 @@ E3NN_GRID = np.linspace(0.0, 1000.0, 51)
 MAT2SPEC_EDOS_GRID = np.linspace(-4.0, 4.0, 128)
 #: 1 THz in cm⁻¹.
 THZ_TO_CM1 = 33.35640951981521
-#: The Mat2Spec zip's single top folder.
-MAT2SPEC_ROOT = "Mat2Spec_DATA/"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -89,14 +90,8 @@ def normalize_mp_id(value: Any) -> str:
     return f"mp-{text}" if text.isdigit() else text
 
 
-def _structures_module():
-    from s2p_utils.data import structures
-
-    return structures
-
-
 def _validated(atoms: Atoms, source: str) -> Atoms:
-    return _structures_module().validate_structure(atoms, source=source)
+    return validate_structure(atoms, source=source)
 
 
 def _atoms_from_ase_dict(value: Any, source: str) -> Atoms:
@@ -371,7 +366,7 @@ def read_mat2spec_chen_split(zip_path: str | os.PathLike) -> tuple[list[str], di
 
 
 def _pymatgen_atoms(value: Any, source: str) -> Atoms:
-    atoms = _structures_module().atoms_from_pymatgen_dict(value, source)
+    atoms = atoms_from_pymatgen_dict(value, source)
     return _validated(atoms, source)
 
 
@@ -605,8 +600,6 @@ def convert_fung_targz(
     with ``allow_pickle=False``.
     """
     path = Path(targz_path)
-    from ase.io import read as ase_read
-
     poscars: dict[int, str] = {}
     energies: dict[int, np.ndarray] = {}
     spectra: dict[int, np.ndarray] = {}
@@ -707,8 +700,6 @@ def phdos_from_mp_docs(
     onto ``linspace(0, min(max_freq, max frequency), n_points)`` and smoothed with a ``box``-point
     moving average (``mode="same"``). The per-structure grids go to ``Dataset.grids``.
     """
-    from scipy.interpolate import interp1d
-
     ids, atoms_list, targets, grids = [], [], [], []
     for doc in tqdm(list(docs), desc="mp_phdos", unit="material", disable=not progress):
         material = str(_get(doc, "material_id"))

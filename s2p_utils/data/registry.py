@@ -39,8 +39,10 @@ Offline-mirror layout (any subset)::
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,12 +176,6 @@ class DatasetSpec:
 
     def file_folder(self, upstream: UpstreamFile) -> str:
         return upstream.folder or self.name
-
-    @property
-    def download_size(self) -> int | None:
-        """Total bytes of the upstream files, ``None`` if any size is unknown."""
-        sizes = [f.size for f in self.files]
-        return None if not sizes or any(s is None for s in sizes) else sum(sizes)  # type: ignore[misc]
 
 
 # ----------------------------------------------------------------------------- upstream files
@@ -621,9 +617,6 @@ def prepared_cache_problem(path: Path) -> str | None:
 
     Decompresses the whole file (no JSON parsing): catches truncation and corruption cheaply.
     """
-    import gzip
-    import zlib
-
     try:
         with gzip.open(path, "rb") as handle:
             while handle.read(1 << 20):
@@ -675,7 +668,7 @@ def load(
     spec = get_spec(name)
     cache = paths.cache_dir(cache_dir)
     mirror_root = paths.mirror_dir(mirror)
-    prepared_cache = cache / "prepared" / f"{name}.json.gz"
+    prepared_cache = prepared_cache_path(name, cache)
     if refresh:
         prepared_cache.unlink(missing_ok=True)
     cached = _load_cached_prepared(prepared_cache, spec)
@@ -784,7 +777,7 @@ def dataset_status(
     spec = get_spec(name)
     cache = paths.cache_dir(cache_dir)
     mirror_root = paths.mirror_dir(mirror)
-    prepared = cache / "prepared" / f"{name}.json.gz"
+    prepared = prepared_cache_path(name, cache)
     if prepared.is_file():
         if prepared_cache_problem(prepared) is None:
             return "cached"
@@ -938,10 +931,6 @@ def registry_markdown() -> str:
         "",
         *_TRUST_MODEL,
     ]
-    from s2p_utils.models_registry import models_markdown
+    from s2p_utils.models_registry import models_markdown  # it imports this module
 
     return "\n".join(lines) + "\n" + models_markdown()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(registry_markdown(), end="")

@@ -89,10 +89,6 @@ def _frombuffer(function: Any) -> Any:
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, handle: io.BufferedIOBase, source: str) -> None:
-        super().__init__(handle)
-        self._source = source
-
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"forbidden global {module}.{name}")
@@ -120,7 +116,7 @@ def safe_loads(data: bytes, source: str = "<bytes>") -> Any:
             array or is malformed.
     """
     try:
-        return _RestrictedUnpickler(io.BytesIO(data), source).load()
+        return _RestrictedUnpickler(io.BytesIO(data)).load()
     except (
         pickle.UnpicklingError,
         EOFError,

@@ -31,14 +31,17 @@ import gzip
 import json
 import os
 import re
+import warnings
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import ase.io
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
+from vesin import NeighborList
 
 __all__ = [
     "MIN_DISTANCE",
@@ -240,8 +243,6 @@ def validate_structure(atoms: Atoms, source: str = "<atoms>") -> Atoms:
 
 def check_min_distance(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, source: str) -> None:
     """Raise a :class:`ValueError` when two atoms (periodic images included) are closer than 0.5 Å."""
-    from vesin import NeighborList
-
     i, j, d = NeighborList(cutoff=MIN_DISTANCE, full_list=False, n_threads=1).compute(
         positions, cell, pbc, quantities="ijd"
     )
@@ -396,10 +397,6 @@ def _read_limited(path: Path) -> bytes:
 
 
 def _read_with_ase(path: Path) -> Atoms:
-    import warnings
-
-    import ase.io
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. CIF symmetry chatter
