@@ -13,9 +13,9 @@ pytest.importorskip("keras")
 
 from ase.build import bulk  # noqa: E402
 
-from s2p_utils.config import ExperimentConfig, ModelConfig, TrainConfig  # noqa: E402
+from s2p_utils.config import ExperimentConfig, ModelConfig, TrainConfig, get_preset, resolve_recipe  # noqa: E402
 from s2p_utils.data import Dataset  # noqa: E402
-from s2p_utils.experiment import run_experiment, scaler_rows  # noqa: E402
+from s2p_utils.experiment import fit_scaler, run_experiment, select_rows  # noqa: E402
 from s2p_utils.inputs import model_inputs  # noqa: E402
 from s2p_utils.model import load_model  # noqa: E402
 
@@ -167,11 +167,83 @@ def test_legacy_smoke_run_scales_targets_with_all_rows(tmp_path):
     np.testing.assert_allclose(np.stack(frame["prediction"]), unscaled, rtol=1e-5, atol=1e-6)
 
 
-def test_scaler_rows_per_mode():
-    parts = {"train": np.array([4, 5]), "val": np.array([1]), "test": np.array([7, 0])}
-    np.testing.assert_array_equal(scaler_rows(9, parts, "legacy"), np.arange(9))
-    np.testing.assert_array_equal(scaler_rows(9, parts, "legacy", smoke=True), [4, 5, 1, 7, 0])
-    np.testing.assert_array_equal(scaler_rows(9, parts, "fixed"), [4, 5])
+def test_scaler_is_fitted_on_the_rows_the_recipe_names():
+    """Legacy: every row of the dataset (test rows included, the notebooks' leak); fixed: training rows."""
+    dataset = toy_dataset()
+    config = toy_preset(scaling="minmax")
+    data = select_rows(config, dataset=dataset)
+    train = dataset.targets[data.parts["train"]]
+    for mode, rows in (("legacy", dataset.targets), ("fixed", train)):
+        scaler = fit_scaler(config, resolve_recipe(config, mode), data)
+        np.testing.assert_allclose(scaler.transform(rows).min(axis=0), 0.0, atol=1e-6)
+        np.testing.assert_allclose(scaler.transform(rows).max(axis=0), 1.0, atol=1e-6)
+    assert not np.allclose(
+        fit_scaler(config, resolve_recipe(config, "legacy"), data).to_dict()["min"],
+        fit_scaler(config, resolve_recipe(config, "fixed"), data).to_dict()["min"],
+    )
+
+
+def test_s2p_predict_reproduces_the_predictions_csv_of_an_e3nn_phdos_plus_run(mirror, tmp_path):
+    """The saved ensemble, run by ``s2p predict`` on the test crystals' files, gives the CSV its training
+    run wrote (mean and calibrated σ), to float precision: one prediction path, the record drives it."""
+    from ase.io import write
+
+    from s2p_utils.cli import main
+    from s2p_utils.data import load
+
+    dataset = load("e3nn_phdos", progress=False)
+    preset = get_preset("e3nn_phdos_plus")  # 4 test-time atom orders, element descriptors, pdf × 0.25
+    config = replace(preset, train=replace(preset.train, ensemble=2))
+    result = run_experiment(config, dataset=dataset, results_dir=tmp_path, seed=1, smoke=True, epochs=1)
+    frame = read_predictions(result.predictions_path)
+    test = frame[frame["split"] == "test"]
+    by_id = dict(zip(dataset.ids, dataset.structures, strict=True))
+    files = []
+    for material in test["id"]:
+        files.append(tmp_path / f"{material}.traj")  # ASE trajectory: positions and cell bit for bit
+        write(files[-1], by_id[material])
+    out = tmp_path / "predicted.csv"
+    assert main(["predict", str(result.model_path), *map(str, files), "--out", str(out)]) == 0
+    predicted = pd.read_csv(out)
+    assert list(predicted["id"]) == list(test["id"])
+    mean = np.stack(predicted["prediction"].map(json.loads))
+    std = np.stack(predicted["std"].map(json.loads))
+    assert predicted["std_calibrated"].all()
+    np.testing.assert_allclose(mean, np.stack(test["prediction"]), rtol=1e-5, atol=1e-6)
+    written_std = np.stack(
+        pd.read_csv(result.predictions_path).query("split == 'test'")["std"].map(json.loads)
+    )
+    np.testing.assert_allclose(std, written_std, rtol=1e-5, atol=1e-6)
+    assert np.abs(mean).max() > 1e-3 and np.abs(std).max() > 1e-5  # real, non-trivial outputs
+
+
+def test_a_custom_config_predicts_identically_after_save_and_load(tmp_path):
+    """A ``dataclasses.replace`` of a preset under a new name: its record carries the whole config, so the
+    saved model featurises and predicts exactly as in the run (no preset-name lookup)."""
+    from s2p_utils.prediction import load_predictor
+
+    dataset = toy_dataset()
+    base = get_preset("e3nn_phdos_plus")
+    custom = replace(
+        base,
+        name="my_variant",
+        dataset="toy",
+        default_split="toy",
+        model=replace(base.model, max_atoms=4, n_out=N_GRID, lstm_units=8, pdf_lstm_units=4, embedding_dim=8),
+        train=replace(base.train, ensemble=2, batch_size=4, test_time_permutations=2),
+        pdf_scale=0.5,  # not the preset's 0.25: a config rebuilt from the preset name would featurise wrongly
+    )
+    result = run_experiment(custom, dataset=dataset, results_dir=tmp_path, epochs=1, smoke=False)
+    predictor = load_predictor(result.model_path)
+    assert predictor.record.config == custom and predictor.calibration is not None
+    rows = result.data.rows
+    again = predictor.predict([dataset.structures[i] for i in rows])
+    np.testing.assert_allclose(again.mean, result.evaluation.predictions, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(again.std, result.evaluation.std, rtol=1e-5, atol=1e-6)
+    # the steps are public: the same inputs from build_inputs, the same outputs from the predictor
+    np.testing.assert_array_equal(
+        predictor.inputs([dataset.structures[i] for i in rows])["pdf"], result.inputs["pdf"]
+    )
 
 
 def test_bad_arguments(tmp_path):
@@ -275,5 +347,5 @@ def test_a_changed_model_config_does_not_resume_old_checkpoints(tmp_path):
             changed, mode="fixed", dataset=dataset, results_dir=tmp_path, seed=0, smoke=False, run_name="r"
         )
     after = json.loads(marker.read_text())
-    assert before["model_config"]["structure_dropout"] == 0.0
-    assert after["model_config"]["structure_dropout"] == 0.3
+    assert before["config"]["model"]["structure_dropout"] == 0.0
+    assert after["config"]["model"]["structure_dropout"] == 0.3
