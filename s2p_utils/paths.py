@@ -12,6 +12,7 @@ agree without passing paths around:
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,17 +35,28 @@ def ensure_dir(path: Path, what: str) -> Path:
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """A temporary sibling of ``path`` to write to; moved onto ``path`` when the block succeeds.
 
-    The temporary file (``.<name>.tmp<pid><suffix>``, ``suffix`` default: ``path``'s own, which Keras needs
-    to pick the format) is deleted when the block raises or is interrupted (``KeyboardInterrupt``), so a
-    crash or Ctrl-C never leaves half-written or stray files behind.
+    The temporary file (``.<name>.tmp<pid>-<thread><suffix>``, ``suffix`` default: ``path``'s own, which
+    Keras needs to pick the format) is deleted when the block raises or is interrupted
+    (``KeyboardInterrupt``), so a crash or Ctrl-C never leaves half-written or stray files behind. The
+    rename is atomic on one file system: readers see the old file or the whole new one.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix if suffix is None else suffix}")
+    tag = f"{os.getpid()}-{threading.get_ident()}"
+    tmp = path.with_name(f".{path.name}.tmp{tag}{path.suffix if suffix is None else suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # gone already after a successful replace
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically, creating its folder; return ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="")
+    return path
 
 
 @contextmanager

@@ -40,6 +40,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from s2p_utils.paths import atomic_write_text
+
 __all__ = [
     "GAUSSIAN_1SIGMA",
     "GAUSSIAN_2SIGMA",
@@ -329,13 +331,9 @@ def write_calibration(folder: str | os.PathLike, calibration: Calibration, **inf
     ≥ 0, and ``m`` an integer ≥ 0 or ``None``.
     """
     _check(calibration, "std_scale/std_floor/floor_margin")
-    from s2p_utils.results import _atomic_write_text
-
     scale, floor, margin = calibration
     record = {"std_scale": float(scale), "std_floor": float(floor), "floor_margin": margin}
-    return _atomic_write_text(
-        Path(folder) / CALIBRATION_FILE, json.dumps({**record, **info}, indent=2) + "\n"
-    )
+    return atomic_write_text(Path(folder) / CALIBRATION_FILE, json.dumps({**record, **info}, indent=2) + "\n")
 
 
 def _check(calibration: Calibration, where: str) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from s2p_utils.data.structures import read_structure
+from s2p_utils.paths import atomic_write_text
 from s2p_utils.prediction import (
     CHUNK_SIZE,
     UNCALIBRATED,
@@ -30,7 +31,7 @@ from s2p_utils.prediction import (
     run_model,
     structure_inputs,
 )
-from s2p_utils.results import _atomic_write_text, spectrum_to_json
+from s2p_utils.results import spectrum_to_json
 from s2p_utils.vocab import UNK_ID, element_tokens
 
 __all__ = ["cmd_predict"]
@@ -54,7 +55,7 @@ def _write_csv(path: Path, rows: list[list[str]], header: list[str]) -> Path:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    return _atomic_write_text(path, buffer.getvalue())
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def _read_files(

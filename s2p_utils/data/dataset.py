@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from s2p_utils.paths import atomic_path
+
 __all__ = ["Dataset", "PREPARED_FORMAT", "load_prepared", "save_prepared", "random_split"]
 
 PREPARED_FORMAT = "s2p-prepared/1"
@@ -234,8 +236,6 @@ def save_prepared(dataset: Dataset, path: str | os.PathLike) -> Path:
         },
         "records": records,
     }
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with gzip.open(tmp, "wt", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as handle:
         json.dump(payload, handle)
-    os.replace(tmp, path)
     return path
