@@ -20,6 +20,7 @@ import numpy as np
 from s2p_utils import paths
 from s2p_utils.config import ExperimentConfig
 from s2p_utils.data.structures import check_numbers
+from s2p_utils.element_features import element_descriptors
 from s2p_utils.featurize import featurize
 from s2p_utils.vocab import UNK_ID, element_tokens, pad_atoms
 
@@ -101,8 +102,6 @@ def model_inputs(
     if config.pdf_scale != 1.0:
         features = [rows * config.pdf_scale for rows in features]
     if config.element_descriptors:
-        from s2p_utils.element_features import element_descriptors
-
         features = [
             np.concatenate([rows, element_descriptors(atoms.numbers)], axis=1)
             for rows, atoms in zip(features, structures, strict=True)

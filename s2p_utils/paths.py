@@ -17,6 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 
 def ensure_dir(path: Path, what: str) -> Path:
     """Create the directory ``path`` (and parents) and return it.
@@ -73,10 +78,6 @@ def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
     path = Path(path)
     ensure_dir(path.parent, f"the folder of the lock for {what}")
     with open(path, "a+", encoding="utf-8") as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            fcntl = None
         if fcntl is not None:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -250,8 +251,6 @@ def learning_curves(
             columns ``loss`` and optionally ``val_loss``, ``lr`` (or ``learning_rate``), ``epoch``
             (default 1, 2, ...).
     """
-    import pandas as pd
-
     frame = pd.DataFrame(dict(history) if isinstance(history, Mapping) else history).reset_index(drop=True)
     if "loss" not in frame:
         raise ValueError(f"history needs a 'loss' column; got {list(frame.columns)}")

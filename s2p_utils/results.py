@@ -19,6 +19,7 @@ import math
 import os
 import platform
 import subprocess
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from s2p_utils.paths import atomic_write_text
 from s2p_utils.paths import results_dir as _results_dir
@@ -191,8 +193,6 @@ def write_predictions(
 
 def read_predictions(path: str | os.PathLike):
     """A predictions CSV as a pandas DataFrame whose spectrum columns hold float64 arrays."""
-    import pandas as pd
-
     frame = pd.read_csv(path, dtype={"id": str, "split": str})
     for column in ("target", "prediction", "std", "grid"):
         if column in frame:
@@ -217,10 +217,6 @@ def collect_metrics(results_dir: str | os.PathLike | None = None):
     Columns: ``run``, the ``info`` fields (nested dicts flattened as ``split_sizes.train``), the metric names,
     ``git_commit``, ``timestamp`` and ``version.<package>``. An unreadable file is skipped with a warning.
     """
-    import warnings
-
-    import pandas as pd
-
     folder = _results_dir(results_dir) / "metrics"
     rows = []
     for path in sorted(folder.glob("*.json")):

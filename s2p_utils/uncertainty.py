@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from scipy.ndimage import binary_dilation
+from scipy.special import erfinv
 
 from s2p_utils.paths import atomic_write_text
 
@@ -105,8 +107,6 @@ def floor_support(mean: np.ndarray, std: np.ndarray, margin: int | None = FLOOR_
     support = (std > 0) | (mean != 0)
     if margin == 0 or support.size == 0:
         return support
-    from scipy.ndimage import binary_dilation
-
     structure = np.zeros((1,) * (support.ndim - 1) + (2 * margin + 1,), dtype=bool)
     structure[...] = True
     return binary_dilation(support, structure=structure)
@@ -306,8 +306,6 @@ def coverage_curve(
         ``|y − μ| ≤ z_j σ``, ``z_j = √2 erf⁻¹(levels[j])``. A calibrated σ lies on the diagonal; below it,
         σ is over-confident.
     """
-    from scipy.special import erfinv
-
     targets, mean, std = (np.asarray(a, dtype=np.float64) for a in (targets, mean, std))
     if not (targets.shape == mean.shape == std.shape):
         raise ValueError(f"shapes differ: targets {targets.shape}, mean {mean.shape}, std {std.shape}")

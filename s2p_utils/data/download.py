@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pooch
+
 from s2p_utils.paths import atomic_path, atomic_write_text
 
 __all__ = [
@@ -347,8 +349,6 @@ def download_file(
     pinned = bool(sha256 or git_sha1)
     if not pinned and not allow_unverified():  # strict mode (warns about the retired variable too)
         raise _strict_refusal(url, f"to download {dest.name}")
-    import pooch
-
     dest.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(dest)
     with atomic_path(dest, suffix="") as part:

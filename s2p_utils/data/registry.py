@@ -39,8 +39,10 @@ Offline-mirror layout (any subset)::
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +62,7 @@ from s2p_utils.data.download import (
     verify_local_file,
 )
 from s2p_utils.data.safe_pickle import safe_load_file
+from s2p_utils.models_registry import models_markdown
 
 __all__ = [
     "REGISTRY",
@@ -174,12 +177,6 @@ class DatasetSpec:
 
     def file_folder(self, upstream: UpstreamFile) -> str:
         return upstream.folder or self.name
-
-    @property
-    def download_size(self) -> int | None:
-        """Total bytes of the upstream files, ``None`` if any size is unknown."""
-        sizes = [f.size for f in self.files]
-        return None if not sizes or any(s is None for s in sizes) else sum(sizes)  # type: ignore[misc]
 
 
 # ----------------------------------------------------------------------------- upstream files
@@ -621,9 +618,6 @@ def prepared_cache_problem(path: Path) -> str | None:
 
     Decompresses the whole file (no JSON parsing): catches truncation and corruption cheaply.
     """
-    import gzip
-    import zlib
-
     try:
         with gzip.open(path, "rb") as handle:
             while handle.read(1 << 20):
@@ -938,6 +932,4 @@ def registry_markdown() -> str:
         "",
         *_TRUST_MODEL,
     ]
-    from s2p_utils.models_registry import models_markdown
-
     return "\n".join(lines) + "\n" + models_markdown()
