@@ -7,7 +7,7 @@ legacy featurizer reproduces bit for bit (see :mod:`s2p_utils.pdf`).
 
 Engine. ``vesin``'s public ``NeighborList.compute`` costs ~25 µs of Python per call, a third of the
 whole search for a typical small cell; on the 1522 ``e3nn_phdos`` crystals the public API makes the
-whole legacy featurization ~20-30 % slower (measured 2026-12, vesin 0.6.2, one core). So, when the
+whole legacy featurization ~20-30 % slower (measured 2026-12-02, vesin 0.6.2, one core). So, when the
 installed vesin is in the tested range (:data:`TESTED_VESIN`) and its C interface has exactly the
 layout this module was written against, the C function ``vesin_neighbors`` is called directly through
 ``ctypes``. At first use the module checks the vesin version, the C type sizes behind the byte offsets
@@ -325,7 +325,7 @@ class HalfPairs:
     """Half neighbour lists of a chunk of structures, concatenated (each unordered pair once).
 
     Args:
-        systems: the structures (already checked with :func:`check_systems`).
+        systems: the structures (checked here with :func:`check_systems` before vesin sees them).
         cutoff: neighbour cutoff in Å (pairs with ``d <= cutoff`` may be included; filter exactly).
         first_index: index of ``systems[0]`` among all inputs, for error messages.
 
@@ -338,10 +338,12 @@ class HalfPairs:
         n_atoms: total atoms of the chunk.
 
     Raises:
-        ValueError: two atoms (or an atom and its image) closer than ``MIN_DISTANCE`` Å.
+        ValueError: an invalid cell (:func:`check_systems`), or two atoms (or an atom and its image)
+            closer than ``MIN_DISTANCE`` Å.
     """
 
     def __init__(self, systems: Sequence[System], cutoff: float, first_index: int) -> None:
+        check_systems(systems, first_index)
         sizes = np.array([len(s[0]) for s in systems], dtype=np.int64)
         direct = _direct(cutoff)
         if direct is not None:

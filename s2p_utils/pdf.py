@@ -215,7 +215,6 @@ def pdf_chunk(
 
     ``first_index`` is the index of ``systems[0]`` among all inputs (for error messages).
     """
-    check_systems(systems, first_index)
     counts, offsets = _pdf_counts(
         systems, r_max=r_max, bin_width=bin_width, legacy=legacy, first_index=first_index
     )
@@ -244,7 +243,6 @@ def simple_rdf_chunk(
     first_index: int = 0,
 ) -> list[np.ndarray]:
     """:func:`simple_rdf` of many structures at once: float64 ``(n_atoms_i, n_bins)`` per structure (Å⁻³)."""
-    check_systems(systems, first_index)
     n_bins = bin_count(r_max, bin_width)
     edges = _edges(r_max, bin_width)
     volume_shell = 4 / 3 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)  # the original's expression
@@ -261,6 +259,7 @@ def simple_rdf_chunk(
         counts = pairs.bincount(histogram_bins(d), keep, n_bins)
         offsets = pairs.atom_offsets
     else:
+        check_systems(systems, first_index)  # as HalfPairs does: the same inputs refused on both paths
         blocks = []
         for positions, _, _ in systems:
             d = cdist(positions, positions)
@@ -317,7 +316,6 @@ def pair_counts(atoms: Atoms, r_max: float = 10.0, bin_width: float = 0.1) -> np
     the default :func:`atomic_pdf`. ``counts[i, :k].sum()`` is the coordination number within ``k Δ``.
     """
     system = as_system(atoms, "<atoms>")
-    check_systems([system], 0)
     counts, _ = _pdf_counts([system], r_max=r_max, bin_width=bin_width, legacy=False, first_index=0)
     return counts
 
