@@ -32,6 +32,7 @@ from ase.neighborlist import neighbor_list  # noqa: E402
 from scipy.ndimage import gaussian_filter1d  # noqa: E402
 
 from s2p_utils.featurize import featurize  # noqa: E402
+from s2p_utils.neighbours import HalfPairs, as_system, engine  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,12 +72,9 @@ def load_structures(mirror: Path) -> list[Atoms]:
 
 def near_rounding_boundary(structures: list[Atoms], tol: float = 1e-9) -> int:
     """How many structures have a distance within ``tol`` bins of a rounding boundary (ASE fallback)."""
-    from vesin import NeighborList
-
-    nl = NeighborList(cutoff=10.0 + 1e-6, full_list=False, n_threads=1)
     count = 0
-    for atoms in structures:
-        (d,) = nl.compute(atoms.positions, atoms.cell.array, atoms.pbc, quantities="d")
+    for k, atoms in enumerate(structures):
+        d = HalfPairs([as_system(atoms, f"structure {k}")], 10.0 + 1e-6, k).distances
         x = d * 10.0
         if (np.abs(x - np.rint(x)) > 0.5 - tol).any() or (np.abs(d - 10.0) < tol * 0.1).any():
             count += 1
@@ -107,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, {platform.processor() or platform.machine()}"
     )
+    print(f"neighbour lists: {engine()}")
 
     reference, ref_wall, ref_cpu = timed(lambda: [original_pdf(a) for a in structures])
     print(

@@ -185,7 +185,9 @@ def predict_batched(
         keys = np.random.default_rng([seed, k]).random(inputs["tokens"].shape[1]) if k else None
         out = None
         for rows in evaluation_batches(inputs, batch_size, bucketed):
-            batch = cut_batch({name: inputs[name] for name in names}, rows, bucketed=bucketed, order_keys=keys)
+            batch = cut_batch(
+                {name: inputs[name] for name in names}, rows, bucketed=bucketed, order_keys=keys
+            )
             values = np.asarray(model(batch, training=False), dtype=np.float32)
             if out is None:
                 out = np.zeros((n, values.shape[1]), dtype=np.float32)

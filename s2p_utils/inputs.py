@@ -19,6 +19,10 @@ import numpy as np
 
 from s2p_utils import paths
 from s2p_utils.config import ExperimentConfig
+from s2p_utils.data.structures import check_numbers
+from s2p_utils.element_features import element_descriptors
+from s2p_utils.featurize import featurize
+from s2p_utils.vocab import UNK_ID, element_tokens, pad_atoms
 
 __all__ = ["model_inputs", "feature_cache_dir"]
 
@@ -68,10 +72,6 @@ def model_inputs(
             grid, an unknown element with ``unknown="error"``, an atomic number outside 0…118, an
             invalid cell (see :func:`s2p_utils.data.structures.check_cell_arrays`).
     """
-    from s2p_utils.data.structures import check_numbers
-    from s2p_utils.featurize import featurize
-    from s2p_utils.vocab import UNK_ID, element_tokens, pad_atoms
-
     structures = list(structures)
     for index, atoms in enumerate(structures):
         check_numbers(atoms.numbers, f"structure {index}")
@@ -102,8 +102,6 @@ def model_inputs(
     if config.pdf_scale != 1.0:
         features = [rows * config.pdf_scale for rows in features]
     if config.element_descriptors:
-        from s2p_utils.element_features import element_descriptors
-
         features = [
             np.concatenate([rows, element_descriptors(atoms.numbers)], axis=1)
             for rows, atoms in zip(features, structures, strict=True)

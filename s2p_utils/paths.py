@@ -12,9 +12,15 @@ agree without passing paths around:
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 
 def ensure_dir(path: Path, what: str) -> Path:
@@ -34,12 +40,14 @@ def ensure_dir(path: Path, what: str) -> Path:
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """A temporary sibling of ``path`` to write to; moved onto ``path`` when the block succeeds.
 
-    The temporary file (``.<name>.tmp<pid><suffix>``, ``suffix`` default: ``path``'s own, which Keras needs
-    to pick the format) is deleted when the block raises or is interrupted (``KeyboardInterrupt``), so a
-    crash or Ctrl-C never leaves half-written or stray files behind.
+    The temporary file (``.<name>.tmp<pid>-<thread><suffix>``, ``suffix`` default: ``path``'s own, which
+    Keras needs to pick the format) is deleted when the block raises or is interrupted
+    (``KeyboardInterrupt``), so a crash or Ctrl-C never leaves half-written or stray files behind. The
+    rename is atomic on one file system: readers see the old file or the whole new one.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix if suffix is None else suffix}")
+    tag = f"{os.getpid()}-{threading.get_ident()}"
+    tmp = path.with_name(f".{path.name}.tmp{tag}{path.suffix if suffix is None else suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -48,11 +56,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`; creates the parent folder. Returns ``path``."""
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically, creating its folder; return ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", newline="")
     return path
 
 
@@ -70,10 +78,6 @@ def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
     path = Path(path)
     ensure_dir(path.parent, f"the folder of the lock for {what}")
     with open(path, "a+", encoding="utf-8") as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            fcntl = None
         if fcntl is not None:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

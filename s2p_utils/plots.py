@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+
+from s2p_utils.pdf import atomic_pdf, simple_rdf
 
 __all__ = [
     "QUARTILE_COLORS",
@@ -320,8 +323,6 @@ def learning_curves(
             columns ``loss`` and optionally ``val_loss``, ``lr`` (or ``learning_rate``), ``epoch``
             (default 1, 2, ...).
     """
-    import pandas as pd
-
     frame = pd.DataFrame(dict(history) if isinstance(history, Mapping) else history).reset_index(drop=True)
     if "loss" not in frame:
         raise ValueError(f"history needs a 'loss' column; got {list(frame.columns)}")
@@ -461,13 +462,11 @@ def pdf_comparison(
     """Per-atom features of atom ``atom_index`` for a few crystals, one column per crystal.
 
     Top row, both in Å⁻³ (neighbour counts per shell volume): the original periodic per-atom PDF
-    (:func:`s2p_utils.featurize.atomic_pdf` with ``legacy=True``; bin ``k`` drawn at ``(k + 1)·0.1 Å``,
-    the rounding centre) against the unit-cell-only simple RDF (:func:`s2p_utils.featurize.simple_rdf`,
+    (:func:`s2p_utils.pdf.atomic_pdf` with ``legacy=True``; bin ``k`` drawn at ``(k + 1)·0.1 Å``,
+    the rounding centre) against the unit-cell-only simple RDF (:func:`s2p_utils.pdf.simple_rdf`,
     no periodic images; bin centres ``(k + ½)·0.1 Å``). Bottom row: the corrected, dimensionless per-atom
     g(r) (``legacy=False``; → 1 at large r).
     """
-    from s2p_utils.featurize import atomic_pdf, simple_rdf
-
     if len(atoms_list) != len(labels):
         raise ValueError(f"{len(atoms_list)} structures but {len(labels)} labels")
     n = max(len(atoms_list), 1)

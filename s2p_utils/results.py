@@ -19,8 +19,6 @@ import math
 import os
 import platform
 import subprocess
-import sys
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from s2p_utils.paths import atomic_write_text
 from s2p_utils.paths import results_dir as _results_dir
 
 __all__ = [
@@ -46,19 +45,6 @@ __all__ = [
 ]
 
 _PACKAGES = ("struct2prop", "numpy", "scipy", "ase", "tensorflow", "tensorflow-cpu", "keras", "vesin")
-
-
-def _atomic_write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _check_run_name(run_name: str) -> str:
@@ -140,7 +126,7 @@ def write_metrics(
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     path = _results_dir(results_dir) / "metrics" / f"{run_name}.json"
-    return _atomic_write_text(path, json.dumps(record, indent=2, allow_nan=False) + "\n")
+    return atomic_write_text(path, json.dumps(record, indent=2, allow_nan=False) + "\n")
 
 
 def read_metrics(path: str | os.PathLike) -> dict[str, Any]:
@@ -202,7 +188,7 @@ def write_predictions(
     for row in zip(*data, strict=True):
         writer.writerow([row[0], row[1], *(spectrum_to_json(v) for v in row[2:])])
     path = _results_dir(results_dir) / "predictions" / f"{run_name}.csv"
-    return _atomic_write_text(path, buffer.getvalue())
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def read_predictions(path: str | os.PathLike):
@@ -249,7 +235,3 @@ def collect_metrics(results_dir: str | os.PathLike | None = None):
         rows.append(row)
     frame = pd.DataFrame(rows)
     return frame.sort_values("run", ignore_index=True) if len(frame) else frame
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(collect_metrics(sys.argv[1] if len(sys.argv) > 1 else None).to_string())

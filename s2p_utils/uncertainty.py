@@ -42,7 +42,7 @@ import numpy as np
 from scipy.ndimage import binary_dilation
 from scipy.special import erfinv
 
-from s2p_utils.results import _atomic_write_text
+from s2p_utils.paths import atomic_write_text
 
 __all__ = [
     "GAUSSIAN_1SIGMA",
@@ -331,9 +331,7 @@ def write_calibration(folder: str | os.PathLike, calibration: Calibration, **inf
     _check(calibration, "std_scale/std_floor/floor_margin")
     scale, floor, margin = calibration
     record = {"std_scale": float(scale), "std_floor": float(floor), "floor_margin": margin}
-    return _atomic_write_text(
-        Path(folder) / CALIBRATION_FILE, json.dumps({**record, **info}, indent=2) + "\n"
-    )
+    return atomic_write_text(Path(folder) / CALIBRATION_FILE, json.dumps({**record, **info}, indent=2) + "\n")
 
 
 def _check(calibration: Calibration, where: str) -> None:

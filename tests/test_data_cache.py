@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from upstream_fixtures import make_mat2spec_zip
 
@@ -30,17 +32,18 @@ def mat2spec_mirror(tmp_path):
 
 
 @pytest.mark.parametrize("how", ["truncated", "flipped", "garbage"])
-def test_corrupt_prepared_cache_is_reported_and_rebuilt(mat2spec_mirror, how, capsys):
+def test_corrupt_prepared_cache_is_reported_and_rebuilt(mat2spec_mirror, how, caplog):
     mirror, cache, info = mat2spec_mirror
     prepared = cache / "prepared" / "mat2spec_edos.json.gz"
     _corrupt(prepared, how)
     assert registry.prepared_cache_problem(prepared) is not None
     status = registry.dataset_status("mat2spec_edos", mirror=mirror, cache_dir=cache)
     assert status.startswith("corrupt cache") and "--refresh" in status
-    capsys.readouterr()
-    again = registry.load("mat2spec_edos", mirror=mirror, cache_dir=cache, progress=False)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="s2p_utils.data.download"):
+        again = registry.load("mat2spec_edos", mirror=mirror, cache_dir=cache, progress=False)
     assert again.ids == info["edos_ids"]
-    assert f"cached dataset {prepared} is corrupt" in capsys.readouterr().err
+    assert f"cached dataset {prepared} is corrupt" in caplog.text
     assert registry.prepared_cache_problem(prepared) is None
     assert registry.dataset_status("mat2spec_edos", mirror=mirror, cache_dir=cache) == "cached"
 

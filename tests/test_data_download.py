@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import logging
 import shutil
 import socket
 import subprocess
@@ -111,19 +112,22 @@ def test_truncated_download_size_mismatch(server, tmp_path):
     assert _files(tmp_path / "cache") == []
 
 
-def test_first_download_is_recorded_then_verified_and_a_changed_file_refused(server, tmp_path, capsys):
+def test_first_download_is_recorded_then_verified_and_a_changed_file_refused(server, tmp_path, caplog):
     root, url = server
     (root / "f.zip").write_bytes(b"first content")
     lock = TrustLock.in_cache(tmp_path / "cache")
     digest = hashlib.sha256(b"first content").hexdigest()
-    download_file(f"{url}/f.zip", tmp_path / "cache" / "a" / "f.bin", progress=False, lock=lock)
-    message = capsys.readouterr().err
+    with caplog.at_level(logging.WARNING, logger="s2p_utils.data.download"):
+        download_file(f"{url}/f.zip", tmp_path / "cache" / "a" / "f.bin", progress=False, lock=lock)
+    message = caplog.text
     assert digest in message and f'sha256="{digest}", size=13' in message and "registry.py" in message
     entry = lock.entry(f"{url}/f.zip")
     assert entry["sha256"] == digest and entry["size"] == 13 and entry["filename"] == "f.bin"
     # second use: verified against the lock, nothing printed
-    download_file(f"{url}/f.zip", tmp_path / "cache" / "b" / "f.bin", progress=False, lock=lock)
-    assert capsys.readouterr().err == ""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="s2p_utils.data.download"):
+        download_file(f"{url}/f.zip", tmp_path / "cache" / "b" / "f.bin", progress=False, lock=lock)
+    assert caplog.text == ""
     # the publisher's file changes: refused, naming file, expected and actual digest
     (root / "f.zip").write_bytes(b"other content")
     with pytest.raises(ChecksumError) as error:
@@ -213,7 +217,7 @@ def test_stale_part_file_of_a_dead_process_is_removed(server, tmp_path):
     dest.parent.mkdir(parents=True)
     dead = subprocess.Popen(["true"])
     dead.wait()
-    (dest.parent / f"f.bin.part-{dead.pid}").write_bytes(b"ab")
+    (dest.parent / f".f.bin.tmp{dead.pid}-1").write_bytes(b"ab")  # paths.atomic_path's temporary name
     download_file(f"{url}/f.bin", dest, sha256=hashlib.sha256(b"abc").hexdigest(), progress=False)
     assert [p.name for p in _files(dest.parent)] == ["f.bin"]
 
@@ -313,7 +317,7 @@ def test_load_strict_mode_refused_before_any_download(server, tmp_path, monkeypa
     assert registry.dataset_status(spec.name, cache_dir=tmp_path / "cache").startswith("refused")
 
 
-def test_load_trust_on_first_use_cycle(server, tmp_path, monkeypatch, jarvis_zip, capsys):
+def test_load_trust_on_first_use_cycle(server, tmp_path, monkeypatch, jarvis_zip, caplog):
     """First load records the digest; later uses verify the cached copy; a changed upstream is refused."""
     root, url = server
     path, info = jarvis_zip
@@ -322,8 +326,9 @@ def test_load_trust_on_first_use_cycle(server, tmp_path, monkeypatch, jarvis_zip
     monkeypatch.setitem(registry.REGISTRY, spec.name, spec)
     cache = tmp_path / "cache"
     assert registry.dataset_status(spec.name, cache_dir=cache) == "download (trust on first use)"
-    assert registry.load(spec.name, cache_dir=cache, progress=False).ids == info["ids"]
-    assert file_sha256(path) in capsys.readouterr().err
+    with caplog.at_level(logging.WARNING, logger="s2p_utils.data.download"):
+        assert registry.load(spec.name, cache_dir=cache, progress=False).ids == info["ids"]
+    assert file_sha256(path) in caplog.text
     lock = TrustLock.in_cache(cache)
     assert lock.entry(f"{url}/j.zip")["sha256"] == file_sha256(path)
     # second use: the cached upstream copy is verified against the lock before converting again
@@ -346,7 +351,7 @@ def test_load_trust_on_first_use_cycle(server, tmp_path, monkeypatch, jarvis_zip
 
 
 def test_load_corrupt_cached_upstream_copy_is_fetched_again(
-    server, tmp_path, monkeypatch, jarvis_zip, capsys
+    server, tmp_path, monkeypatch, jarvis_zip, caplog
 ):
     root, url = server
     path, info = jarvis_zip
@@ -358,10 +363,11 @@ def test_load_corrupt_cached_upstream_copy_is_fetched_again(
     cached_zip = cache / "toy_jarvis" / registry.JARVIS_ZIP.filename
     cached_zip.write_bytes(path.read_bytes()[:100])  # truncated on disk
     (cache / "prepared" / "toy_jarvis.json.gz").unlink()
-    capsys.readouterr()
-    again = registry.load(spec.name, cache_dir=cache, progress=False)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="s2p_utils.data.download"):
+        again = registry.load(spec.name, cache_dir=cache, progress=False)
     assert again.ids == info["ids"] and cached_zip.read_bytes() == path.read_bytes()
-    assert f"cached file {cached_zip}" in capsys.readouterr().err
+    assert f"cached file {cached_zip}" in caplog.text
 
 
 def test_offline_error_says_which_file_to_put_where(tmp_path, monkeypatch):

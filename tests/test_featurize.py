@@ -1,4 +1,4 @@
-"""Per-atom PDFs (s2p_utils.featurize): legacy bit-exactness, physics of the corrected PDF, batching."""
+"""Per-atom PDFs (s2p_utils.pdf, s2p_utils.neighbours, s2p_utils.featurize): legacy bit-exactness, physics of the corrected PDF, batching."""
 
 from __future__ import annotations
 
@@ -17,14 +17,11 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.distance import cdist
 
 import s2p_utils.featurize as featurize_module
+import s2p_utils.neighbours as neighbours
+import s2p_utils.pdf as pdf_module
 from s2p_utils.cli.featurize import cmd_featurize
-from s2p_utils.featurize import (
-    FEATURIZER_VERSION,
-    atomic_pdf,
-    featurize,
-    pair_counts,
-    simple_rdf,
-)
+from s2p_utils.featurize import featurize
+from s2p_utils.pdf import FEATURIZER_VERSION, atomic_pdf, pair_counts, shell_volumes, simple_rdf
 
 # ------------------------------------------------------------------ the original recipes (references)
 
@@ -174,13 +171,13 @@ def test_legacy_batch_equals_original_recipe():
 
 def test_rounding_boundary_uses_ase_distances(monkeypatch):
     calls = []
-    real = featurize_module._legacy_counts_ase
+    real = pdf_module._legacy_counts_ase
 
     def spy(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(featurize_module, "_legacy_counts_ase", spy)
+    monkeypatch.setattr(pdf_module, "_legacy_counts_ase", spy)
     atoms = CRYSTALS["sc a=2.55 (rounding boundary)"]
     assert np.array_equal(atomic_pdf(atoms, legacy=True), original_pdf(atoms))
     assert calls, "a distance on a rounding boundary must be recomputed with ASE's neighbour list"
@@ -192,10 +189,32 @@ def test_rounding_boundary_uses_ase_distances(monkeypatch):
 def test_public_vesin_fallback_gives_same_result(monkeypatch):
     structures = [CRYSTALS[k] for k in ("Cu fcc (1 atom)", "random triclinic", "NaCl rattled 2x2x2")]
     fast = featurize(structures, legacy=True, progress=False)
-    monkeypatch.setattr(featurize_module._VesinDirect, "_status", {"api": None})
+    monkeypatch.setattr(neighbours, "_direct_functions", None)
     slow = featurize(structures, legacy=True, progress=False)
     for a, b in zip(fast, slow, strict=True):
         assert np.array_equal(a, b)
+
+
+def test_direct_vesin_call_is_in_use():
+    """The installed vesin is the tested one: the fast path must not be lost silently."""
+    assert neighbours.engine() == "vesin (direct C call)"
+
+
+def test_fallback_warns_once(monkeypatch):
+    def broken():
+        raise RuntimeError("the layout of VesinOptions changed")
+
+    monkeypatch.setattr(neighbours, "_direct_functions", neighbours._UNCHECKED)
+    monkeypatch.setattr(neighbours, "_fallback_warned", False)
+    monkeypatch.setattr(neighbours, "_load_direct", broken)
+    atoms = CRYSTALS["NaCl rocksalt"]
+    with pytest.warns(RuntimeWarning, match="VesinOptions changed.*public Python API") as record:
+        first = atomic_pdf(atoms, legacy=True)
+        atomic_pdf(atoms, legacy=True)
+        featurize([atoms] * 3, legacy=True, progress=False)
+    assert len([w for w in record if "public Python API" in str(w.message)]) == 1
+    assert neighbours.engine() == "vesin (public API)"
+    assert np.array_equal(first, original_pdf(atoms))
 
 
 def test_legacy_matches_original_on_e3nn_structures(mirror):
@@ -233,7 +252,7 @@ def test_first_shell_and_coordination(name):
     g = atomic_pdf(atoms, sigma_bins=0)
     density = len(atoms) / atoms.get_volume()
     # ∫ 4π r² ρ g(r) dr over the first shell = coordination number
-    integral = (g * density * featurize_module.shell_volumes()).cumsum(axis=1)
+    integral = (g * density * shell_volumes()).cumsum(axis=1)
     end = int(np.argmax(counts[0] > 0)) + 1
     np.testing.assert_allclose(integral[:, end], coordination, rtol=1e-12)
     smoothed = atomic_pdf(atoms)
@@ -252,7 +271,7 @@ def test_g_tends_to_one(name):
     g = atomic_pdf(atoms, sigma_bins=0)
     density = len(atoms) / atoms.get_volume()
     # neighbours within 10 Å ≈ ρ 4π/3 r³, i.e. g averages to 1
-    neighbours = (g * density * featurize_module.shell_volumes()).sum(axis=1)
+    neighbours = (g * density * shell_volumes()).sum(axis=1)
     np.testing.assert_allclose(neighbours / (density * 4 / 3 * np.pi * 10.0**3), 1.0, atol=0.1)
 
 
@@ -288,9 +307,7 @@ def test_smoothing_options():
     raw = atomic_pdf(atoms, sigma_bins=0)
     np.testing.assert_allclose(atomic_pdf(atoms, sigma_bins=2.0), gaussian_filter1d(raw, 2.0, mode="nearest"))
     density = len(atoms) / atoms.get_volume()
-    np.testing.assert_allclose(
-        raw * density * featurize_module.shell_volumes(), pair_counts(atoms), atol=1e-9
-    )
+    np.testing.assert_allclose(raw * density * shell_volumes(), pair_counts(atoms), atol=1e-9)
 
 
 def test_other_grids():

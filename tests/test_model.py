@@ -311,7 +311,7 @@ def test_bad_authors_file(tmp_path):
 def test_authors_weights_reproduce_their_golden_outputs(mirror):
     """``edosBulk_pdf.h5`` run under Keras 2 (TF 2.15) on 5 structures: reproduced within 1e-4."""
     from s2p_utils.data import load_prepared
-    from s2p_utils.featurize import atomic_pdf
+    from s2p_utils.pdf import atomic_pdf
     from s2p_utils.vocab import element_tokens, pad_atoms
 
     weights = mirror / "authors_weights" / "edosBulk_pdf.h5"

@@ -18,6 +18,7 @@ from ase.io import write
 
 from s2p_utils.data import structures
 from s2p_utils.data.structures import atoms_from_pymatgen_dict, read_structure, validate_structure
+from s2p_utils.featurize import featurize
 
 ELONGATED_CHILD = """
 from ase import Atoms
@@ -55,8 +56,6 @@ def test_elongated_cell_is_refused_before_the_neighbour_search():
 )
 def test_degenerate_cells_are_refused_on_every_path(atoms, reason):
     """Items 1 and 13: checked by validate_structure and again by the featurizer, before vesin runs."""
-    from s2p_utils.featurize import featurize
-
     with pytest.raises(ValueError, match=reason):
         validate_structure(atoms, "x")
     with pytest.raises(ValueError, match=f"structure 0: .*{reason}"):

@@ -10,7 +10,8 @@ import numpy as np
 from ase import Atoms
 
 from s2p_utils.data.structures import read_structure
-from s2p_utils.featurize import FEATURIZER_VERSION, _save_ragged_npz, featurize
+from s2p_utils.featurize import featurize, save_ragged_npz
+from s2p_utils.pdf import FEATURIZER_VERSION
 from s2p_utils.vocab import UNK_ID, atoms_tokens
 
 __all__ = ["cmd_featurize"]
@@ -51,7 +52,7 @@ def cmd_featurize(args: Any) -> int:
                 f"s2p featurize: {name}: element(s) outside the vocabulary mapped to [UNK]", file=sys.stderr
             )
     out = Path(args.out)
-    _save_ragged_npz(
+    save_ragged_npz(
         out,
         features,
         ids=np.array(ids, dtype=str),

@@ -20,8 +20,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from s2p_utils.data.structures import read_structure
+from s2p_utils.paths import atomic_write_text
 from s2p_utils.prediction import CHUNK_SIZE, UNCALIBRATED, Predictor, _file_id, load_predictor, parse_grid
-from s2p_utils.results import _atomic_write_text, spectrum_to_json
+from s2p_utils.results import spectrum_to_json
 from s2p_utils.vocab import UNK_ID, element_tokens
 
 __all__ = ["cmd_predict"]
@@ -45,7 +46,7 @@ def _write_csv(path: Path, rows: list[list[str]], header: list[str]) -> Path:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    return _atomic_write_text(path, buffer.getvalue())
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def _read_files(
@@ -71,7 +72,11 @@ def _read_files(
 
 
 def _predict_chunks(
-    predictor: Predictor, good: list[tuple[str, Any]], truncate: bool, batch_size: int | None, failures: list[str]
+    predictor: Predictor,
+    good: list[tuple[str, Any]],
+    truncate: bool,
+    batch_size: int | None,
+    failures: list[str],
 ) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
     """Spectra of ``good`` (index → ``(mean, std)`` float32 ``(n_out,)``), chunk by chunk.
 

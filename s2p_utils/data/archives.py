@@ -198,7 +198,7 @@ def _check_targz(path: Path) -> int:
 def check_archive(path: str | os.PathLike, name: str | None = None) -> int | None:
     """Read every member of a ``.zip`` or ``.tar.gz``/``.tgz`` once; return the number of files.
 
-    ``name`` decides the format when ``path`` has a temporary name (``<file>.part-<pid>``); other
+    ``name`` decides the format when ``path`` has a temporary name (``.<file>.tmp<pid>-<thread>``); other
     names return ``None`` without reading.
 
     Raises:

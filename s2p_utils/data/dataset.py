@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from s2p_utils.paths import atomic_path
+
 __all__ = ["Dataset", "PREPARED_FORMAT", "load_prepared", "save_prepared", "random_split"]
 
 PREPARED_FORMAT = "s2p-prepared/1"
@@ -105,33 +107,6 @@ class Dataset:
             raise ValueError(
                 f"dataset {self.name!r} has no split {name!r}; available: {', '.join(sorted(self.splits))}"
             ) from None
-
-    def subset(self, indices: np.ndarray | list[int]) -> Dataset:
-        """A new dataset with rows ``indices`` (splits re-mapped; rows outside a split are dropped from it)."""
-        indices = np.asarray(indices, dtype=int)
-        position = {int(old): new for new, old in enumerate(indices)}
-        splits = {
-            name: {
-                part: np.array([position[int(i)] for i in idx if int(i) in position], dtype=int)
-                for part, idx in parts.items()
-            }
-            for name, parts in self.splits.items()
-            if name != "random73"
-        }
-        return Dataset(
-            name=self.name,
-            ids=[self.ids[i] for i in indices],
-            formulas=[self.formulas[i] for i in indices],
-            structures=[self.structures[i] for i in indices],
-            targets=self.targets[indices],
-            grid=self.grid,
-            grid_unit=self.grid_unit,
-            kind=self.kind,
-            unit=self.unit,
-            splits=splits,
-            grids=None if self.grids is None else self.grids[indices],
-            meta=dict(self.meta),
-        )
 
 
 def _atoms_from_record(record: dict[str, Any]) -> Atoms:
@@ -234,8 +209,6 @@ def save_prepared(dataset: Dataset, path: str | os.PathLike) -> Path:
         },
         "records": records,
     }
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with gzip.open(tmp, "wt", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as handle:
         json.dump(payload, handle)
-    os.replace(tmp, path)
     return path

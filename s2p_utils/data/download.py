@@ -3,15 +3,16 @@
 Every upstream file in the registry carries what is known about it: a sha256, or — for files pinned
 to a GitHub commit — the git blob SHA-1 (``sha1(b"blob <size>\\0" + content)``, the hash shown by
 ``git ls-tree``), and the byte size where known. :func:`download_file` writes to a temporary
-``<dest>.part-<pid>`` file, checks size, hash and (for a zip or tarball) archive integrity, and only
+``.<dest>.tmp<pid>-<thread>`` file (:func:`s2p_utils.paths.atomic_path`), checks size, hash and (for a zip or tarball) archive integrity, and only
 then renames it to ``dest``; on any failure — a checksum mismatch, a dropped connection, Ctrl-C — the
 partial file is deleted, so a partial file never counts as the file and the next attempt restarts
-cleanly (stale ``.part-<pid>`` files of dead processes are removed too).
+cleanly (stale temporary files of dead processes are removed too).
 
 Trust model for files whose publisher gives no checksum (Mat2Spec_DATA.zip, the JARVIS zip, the Fung
 et al. tarballs): *trust on first use*. The sha256 and size of the first successful download (or of a
 cached copy found without a record) are recorded in the lock file ``<cache>/checksums.lock.json``
-(:class:`TrustLock`, keyed by URL) and printed with how to pin them in the registry; every later
+(:class:`TrustLock`, keyed by URL) and logged (``logging`` warning, on stderr unless logging is
+configured otherwise) with how to pin them in the registry; every later
 download or use of that file is verified against the lock, and a mismatch is a :class:`ChecksumError`
 naming the file, the expected and the actual digest. ``S2P_STRICT_CHECKSUMS=1`` refuses every file
 not pinned in the package itself (:class:`UnverifiedDownloadError`). ``S2P_ALLOW_UNVERIFIED`` (the
@@ -26,14 +27,15 @@ import json
 import logging
 import os
 import re
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from s2p_utils.paths import atomic_path
+import pooch
+
+from s2p_utils.paths import atomic_path, atomic_write_text
 
 __all__ = [
     "LOCK_FILENAME",
@@ -58,7 +60,8 @@ _CHUNK = 1 << 20
 LOCK_FILENAME = "checksums.lock.json"
 LOCK_FORMAT = "s2p-checksums/1"
 _TRUE = {"1", "true", "yes", "on"}
-_PART = re.compile(r"\.part-\d+$")
+# The temporary names of paths.atomic_path(dest, suffix=""): ".<dest name>.tmp<pid>-<thread>".
+_PART = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)-\d+$")
 
 
 class ChecksumError(ValueError):
@@ -147,11 +150,9 @@ class TrustLock:
             "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         files[url] = entry
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path) as tmp:
-            tmp.write_text(
-                json.dumps({"format": LOCK_FORMAT, "files": files}, indent=1, sort_keys=True) + "\n"
-            )
+        atomic_write_text(
+            self.path, json.dumps({"format": LOCK_FORMAT, "files": files}, indent=1, sort_keys=True) + "\n"
+        )
         return entry
 
 
@@ -225,20 +226,25 @@ def _check_against_lock(url: str, path: Path, lock: TrustLock, origin: str) -> s
 
 
 def _trust_on_first_use(url: str, path: Path, digest: str, lock: TrustLock | None, origin: str) -> None:
-    """Record ``digest`` in ``lock`` and print it with how to pin it in the registry."""
+    """Record ``digest`` in ``lock`` and log it (a warning: an unpinned file was accepted) with how to pin it."""
     size = path.stat().st_size
     if lock is not None:
-        lock.record(url, digest, size, _PART.sub("", path.name))
+        lock.record(url, digest, size, _final_name(path))
     recorded = (
         f"recorded in {lock.path}, and every later use is verified against it"
         if lock is not None
         else "not recorded (no lock file given)"
     )
-    print(
-        f"s2p: first use of {url} ({origin}): sha256 {digest}, {size} bytes; {recorded}. "
-        "To pin it in the package, add "
-        f'sha256="{digest}", size={size} to its UpstreamFile in s2p_utils/data/registry.py.',
-        file=sys.stderr,
+    logger.warning(
+        "first use of %s (%s): sha256 %s, %d bytes; %s. To pin it in the package, add "
+        'sha256="%s", size=%d to its UpstreamFile in s2p_utils/data/registry.py.',
+        url,
+        origin,
+        digest,
+        size,
+        recorded,
+        digest,
+        size,
     )
 
 
@@ -287,19 +293,24 @@ def verify_local_file(
 
 
 def discard_corrupt(path: Path, reason: str, then: str = "fetching it again") -> None:
-    """Delete a cached file that failed verification, saying so on stderr (``s2p: <reason>; deleting ...``)."""
-    message = f"{reason}; deleting it and {then}"
-    logger.warning(message)
-    print(f"s2p: {message}", file=sys.stderr)
+    """Delete a cached file that failed verification, saying so (a logged warning: ``<reason>; deleting ...``)."""
+    logger.warning("%s; deleting it and %s", reason, then)
     path.unlink(missing_ok=True)
 
 
+def _final_name(path: Path) -> str:
+    """The file name a download's temporary file will get (``path.name`` if it is not one)."""
+    match = _PART.match(path.name)
+    return match["name"] if match else path.name
+
+
 def _remove_stale_parts(dest: Path) -> None:
-    """Delete ``<dest>.part-<pid>`` files left by processes that no longer run (a killed download)."""
-    for stale in dest.parent.glob(f"{dest.name}.part-*"):
-        pid_text = stale.name.rsplit("-", 1)[-1]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+    """Delete partial downloads of ``dest`` left by processes that no longer run (a killed download)."""
+    for stale in dest.parent.glob(f".{dest.name}.tmp*"):
+        match = _PART.match(stale.name)
+        if match is None or match["name"] != dest.name or int(match["pid"]) == os.getpid():
             continue
+        pid_text = match["pid"]
         try:
             os.kill(int(pid_text), 0)
         except ProcessLookupError:
@@ -323,7 +334,7 @@ def download_file(
     """Download ``url`` to ``dest`` and verify it; return ``dest``.
 
     The transfer goes through :class:`pooch.HTTPDownloader` (tqdm progress bar) into
-    ``<dest>.part-<pid>``; after the size/hash checks (pinned values, else the digest recorded in
+    a temporary sibling (:func:`s2p_utils.paths.atomic_path`); after the size/hash checks (pinned values, else the digest recorded in
     ``lock``) and ``check(part)`` pass, an unpinned file's digest is recorded in ``lock`` on first use
     and the file is renamed to ``dest`` (atomic on one file system). An interrupted transfer leaves
     nothing behind; calling again restarts it cleanly.
@@ -338,12 +349,9 @@ def download_file(
     pinned = bool(sha256 or git_sha1)
     if not pinned and not allow_unverified():  # strict mode (warns about the retired variable too)
         raise _strict_refusal(url, f"to download {dest.name}")
-    import pooch
-
     dest.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(dest)
-    part = dest.with_name(f"{dest.name}.part-{os.getpid()}")
-    try:
+    with atomic_path(dest, suffix="") as part:
         downloader = pooch.HTTPDownloader(progressbar=progress, chunk_size=_CHUNK, timeout=timeout)
         try:
             downloader(url, str(part), None)
@@ -354,7 +362,4 @@ def download_file(
         )
         if lock is None and not pinned:  # nowhere to record it: say what was accepted
             _trust_on_first_use(url, part, file_sha256(part), None, url)
-        os.replace(part, dest)
-    finally:
-        part.unlink(missing_ok=True)
     return dest

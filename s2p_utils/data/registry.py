@@ -850,7 +850,7 @@ _TRUST_MODEL = (
     "- **Strict mode**: `S2P_STRICT_CHECKSUMS=1` refuses every file not pinned in the package (downloads, upstream",
     "  files in the mirror or cache, unpinned prepared mirror files). The old `S2P_ALLOW_UNVERIFIED` is no longer",
     "  needed and is ignored (with a deprecation warning).",
-    "- **Downloads** go to `<file>.part-<pid>` with a progress bar and are renamed into place only after the size,",
+    "- **Downloads** go to a hidden `.<file>.tmp<pid>-<thread>` with a progress bar and are renamed into place only after the size,",
     "  digest and archive checks pass; an interrupted or refused transfer leaves nothing behind and the next",
     "  attempt starts cleanly. A zip or tarball is read member by member once before it is accepted or",
     "  converted; a bad member is an error naming it.",
