@@ -117,7 +117,7 @@ def main() -> None:
     }
     dest = export_ensemble(source, args.name)
     loaded = load_predictor(dest)
-    card["parameters"] = count_parameters(loaded.models[0])
+    card["parameters"] = count_parameters(loaded.networks[0])
     test = parts["test"]
     started = time.perf_counter()
     result = predict(loaded, [ds.structures[i] for i in test])

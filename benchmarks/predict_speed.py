@@ -1,8 +1,8 @@
 """End-to-end prediction throughput on the 3953 Materials Project binary CIFs of the data mirror.
 
 Times the three stages of :func:`s2p_utils.prediction.predict` separately — reading the files
-(:func:`s2p_utils.data.structures.read_structure`), featurising (:func:`s2p_utils.prediction.structure_inputs`,
-i.e. per-atom PDFs, tokens, padding) and the network (:func:`s2p_utils.prediction.run_model`) — and prints
+(:func:`s2p_utils.data.structures.read_structure`), featurising (:meth:`s2p_utils.prediction.Predictor.inputs`,
+i.e. per-atom PDFs, tokens, padding) and the network (:meth:`s2p_utils.prediction.Predictor.run`) — and prints
 structures per second for each stage and end to end.
 
 The model is an untrained ``e3nn_phdos`` network (speed does not depend on the weights) unless
@@ -51,16 +51,12 @@ def load(model: str | None):
 
     if model:
         return load_predictor(model)
+    from s2p_utils.config import get_preset
     from s2p_utils.model import build_model
+    from s2p_utils.model_record import ModelRecord
 
-    metadata = {
-        "preset": "e3nn_phdos",
-        "featurizer": "pdf",
-        "legacy": False,
-        "grid": np.linspace(0, 1000, 51).tolist(),
-        "grid_unit": "cm^-1",
-    }
-    return load_predictor(build_model("e3nn_phdos"), metadata=metadata)
+    record = ModelRecord.of(get_preset("e3nn_phdos"), grid=np.linspace(0, 1000, 51), grid_unit="cm^-1")
+    return load_predictor(build_model("e3nn_phdos"), record=record)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,13 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from s2p_utils.data.structures import read_structure
-    from s2p_utils.prediction import run_model, structure_inputs
-
     loaded = load(args.model)
     devices = [d.device_type for d in tf.config.list_physical_devices()]
     # warm-up: build the graph once so that the timing is the steady state
-    warm = structure_inputs(loaded, [read_structure(files[0])], truncate=True)
-    run_model(loaded, warm, batch_size=args.batch_size)
+    warm = loaded.inputs([read_structure(files[0])], truncate=True)
+    loaded.run(warm, batch_size=args.batch_size)
 
     t0 = time.perf_counter()
     structures, failed = [], []
@@ -96,12 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_truncate:
         structures = [a for a in structures if len(a) <= loaded.max_atoms]
     t1 = time.perf_counter()
-    inputs = structure_inputs(
-        loaded, structures, truncate=not args.no_truncate, n_jobs=args.n_jobs, progress=True
-    )
+    inputs = loaded.inputs(structures, truncate=not args.no_truncate, n_jobs=args.n_jobs, progress=True)
     t_feat = time.perf_counter() - t1
     t2 = time.perf_counter()
-    mean, _ = run_model(loaded, inputs, batch_size=args.batch_size)
+    mean, _ = loaded.run(inputs, batch_size=args.batch_size)
     t_model = time.perf_counter() - t2
     n = len(structures)
     total = t_read + t_feat + t_model
