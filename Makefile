@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= tf-cpu,dev,notebooks
+EXTRAS ?= tf-cpu,dev,notebooks,docs
 CONSTRAINTS ?= constraints.txt
 STAMP := $(VENV)/.s2p-installed
 DATASETS ?=
@@ -15,7 +15,7 @@ export S2P_DATA_MIRROR
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test test-lib test-notebooks lint reproduce benchmarks clean
+.PHONY: help install lock test test-lib test-notebooks lint reproduce docs benchmarks clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ lint: $(STAMP) ## Ruff lint and format check (the notebooks included)
 
 reproduce: $(STAMP) ## Run the notebooks headless (papermill) and write results/README.md; DATASETS=e3nn_phdos runs one
 	$(BIN)/s2p reproduce $(if $(DATASETS),--datasets $(DATASETS),)
+
+docs: $(STAMP) ## Static site of the notebooks make reproduce executed: results/site/index.html (source in build/docs-src)
+	$(BIN)/s2p docs
 
 benchmarks: $(STAMP) ## Featurization and training-speed benchmarks (needs the data mirror)
 	$(BIN)/python benchmarks/featurize.py

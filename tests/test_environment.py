@@ -27,8 +27,8 @@ PYPROJECT = REPO / "pyproject.toml"
 ENVIRONMENT = REPO / "environment.yml"
 CONSTRAINTS = REPO / "constraints.txt"
 
-ENV_EXTRAS = ("tf", "dev", "notebooks")  # environment.yml: any-platform TensorFlow, no GPU, no mp-api
-MAKE_EXTRAS = ("tf-cpu", "dev", "notebooks")  # what `make install` installs with constraints.txt
+ENV_EXTRAS = ("tf", "dev", "notebooks", "docs")  # environment.yml: any-platform TensorFlow, no GPU, no mp-api
+MAKE_EXTRAS = ("tf-cpu", "dev", "notebooks", "docs")  # what `make install` installs with constraints.txt
 # pip requirements with extras that conda-forge ships as separate packages
 CONDA_SPLIT = {"dask[distributed]": ("dask", "distributed")}
 

@@ -7,10 +7,11 @@
 ``s2p predict [MODEL] FILES... --out F.csv``   spectra for any crystal files (default model: the packaged
                                                e3nn_phdos_plus phonon-DOS ensemble, with σ)
 ``s2p reproduce [--datasets ...]``             run the notebooks headless, write results/README.md
+``s2p docs``                                   a static site of the executed notebooks (results/site)
 
 Every ``cmd_*`` function and every ``print`` of the package lives in this package, one module per
-command (:mod:`s2p_utils.cli.data`, ``.models``, ``.featurize``, ``.train``, ``.predict``, ``.reproduce``);
-each is imported only when its command runs, so ``s2p data list`` never loads TensorFlow.
+command (:mod:`s2p_utils.cli.data`, ``.models``, ``.featurize``, ``.train``, ``.predict``, ``.reproduce``,
+``.docs``); each is imported only when its command runs, so ``s2p data list`` never loads TensorFlow.
 """
 
 from __future__ import annotations
@@ -140,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--datasets", nargs="*", default=None, help="only these datasets (default all)")
     reproduce.add_argument("--results-dir", default=None)
     reproduce.set_defaults(func=_lazy("s2p_utils.cli.reproduce", "cmd_reproduce"))
+
+    docs = sub.add_parser("docs", help="build the static site of the executed notebooks (Sphinx + myst-nb)")
+    docs.add_argument("--results-dir", default=None, help="what `s2p reproduce` wrote (default results/)")
+    docs.add_argument("--site-dir", default=None, help="the HTML site (default <results>/site)")
+    docs.add_argument(
+        "--source-dir", default=None, help="the generated Sphinx source (default build/docs-src)"
+    )
+    docs.set_defaults(func=_lazy("s2p_utils.cli.docs", "cmd_docs"))
     return parser
 
 
