@@ -9,7 +9,8 @@ Before the first kernel starts this plugin
   ``mat2spec_edos/Mat2Spec_DATA.zip`` in the exact upstream layout (``tests/upstream_fixtures.py``), so the
   eDOS notebooks run through the real Mat2Spec converter in seconds;
 - points ``S2P_DATA_MIRROR``, ``S2P_CACHE_DIR`` and ``S2P_RESULTS_DIR`` at it / at scratch folders, so no
-  run touches ``~/.cache/s2p`` or ``results/``. Kernels inherit this environment.
+  run touches ``~/.cache/s2p`` or ``results/``, and puts this checkout first on ``PYTHONPATH`` (kernels start
+  in ``notebooks/``, where another installed ``s2p_utils`` would win). Kernels inherit this environment.
 
 Without the real mirror the notebooks that need the e3nn data (01, 04) are skipped locally and fail
 under ``CI=true``, like the ``mirror`` fixture of ``tests/conftest.py``.
@@ -69,12 +70,14 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     saved = {
         key: os.environ.get(key)
-        for key in ("S2P_SMOKE", "S2P_DATA_MIRROR", "S2P_CACHE_DIR", "S2P_RESULTS_DIR")
+        for key in ("S2P_SMOKE", "S2P_DATA_MIRROR", "S2P_CACHE_DIR", "S2P_RESULTS_DIR", "PYTHONPATH")
     }
     os.environ.setdefault("S2P_SMOKE", "1")
     os.environ["S2P_DATA_MIRROR"] = str(mirror)
     os.environ["S2P_CACHE_DIR"] = str(scratch / "cache")
     os.environ["S2P_RESULTS_DIR"] = str(scratch / "results")
+    # Kernels start in notebooks/: put this checkout first so they test its s2p_utils, not another install.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), saved["PYTHONPATH"])))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("MPLBACKEND", "Agg")
     _state.update(scratch=scratch, saved=saved, real_mirror=real)
