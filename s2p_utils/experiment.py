@@ -41,6 +41,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from s2p_utils import metrics as metrics_module
 from s2p_utils import paths, plots, results
@@ -559,15 +560,11 @@ def write_figures(
         plt.close(plots.learning_curves(history, path=figures["learning_curves"], title=run_name))
     else:
         del figures["learning_curves"]
-    if std is not None:
-        raw_std = evaluation.raw_std[part]
-        active = active_points(targets, predictions, raw_std)
-        levels, observed_raw = coverage_curve(targets, predictions, raw_std)
-        _, observed = coverage_curve(targets, predictions, std, active=active)
+    coverage = coverage_figure(evaluation, data, predictor.calibration, run_name)
+    if coverage is not None:
         figures["calibration"] = results.figure_path(run_name, "calibration", out_dir)
-        curves = {"member σ": observed_raw, _calibration_label(predictor.calibration): observed}
-        title = f"{run_name}: {evaluation.evaluated_on} set, active points"
-        plt.close(plots.calibration_curve(levels, curves, path=figures["calibration"], title=title))
+        coverage.savefig(figures["calibration"], dpi=150)
+        plt.close(coverage)
     if dataset.kind == "phdos" and dataset.grid_unit in ("cm^-1", "cm-1", "1/cm"):
         figures["cv_parity"] = results.figure_path(run_name, "cv_parity", out_dir)
         cv_true, cv_pred = (
@@ -576,6 +573,24 @@ def write_figures(
         )
         plt.close(plots.cv_parity(cv_true, cv_pred, path=figures["cv_parity"], title=run_name))
     return figures
+
+
+def coverage_figure(
+    evaluation: Evaluation, data: ExperimentData, calibration: Calibration | None, run_name: str
+) -> Figure | None:
+    """Observed against nominal coverage of μ ± zσ on the evaluated part, for the member spread and the
+    calibrated σ (active points); ``None`` for a single network."""
+    if evaluation.std is None:
+        return None
+    part = data.mask(evaluation.evaluated_on)
+    targets, predictions = data.targets[part], evaluation.predictions[part]
+    raw_std = evaluation.raw_std[part]
+    levels, observed_raw = coverage_curve(targets, predictions, raw_std)
+    active = active_points(targets, predictions, raw_std)
+    _, observed = coverage_curve(targets, predictions, evaluation.std[part], active=active)
+    curves = {"member σ": observed_raw, _calibration_label(calibration): observed}
+    title = f"{run_name}: {evaluation.evaluated_on} set, active points"
+    return plots.calibration_curve(levels, curves, title=title)
 
 
 def _calibration_label(calibration: Calibration | None) -> str:

@@ -123,19 +123,7 @@ def published_comparison(
 
 def calibration_figure(result: Any) -> Figure | None:
     """Observed against nominal coverage of μ ± zσ on the evaluated part for an ensemble (member spread
-    and calibrated σ); ``None`` for a single network."""
-    from s2p_utils.uncertainty import active_points, coverage_curve
+    and calibrated σ); ``None`` for a single network (:func:`s2p_utils.experiment.coverage_figure`)."""
+    from s2p_utils.experiment import coverage_figure
 
-    rows, targets, predictions, std, _ = _evaluated(result)
-    if std is None:
-        return None
-    raw_std = result.evaluation.raw_std[result.data.mask(result.evaluation.evaluated_on)]
-    levels, observed_raw = coverage_curve(targets, predictions, raw_std)
-    _, observed = coverage_curve(
-        targets, predictions, std, active=active_points(targets, predictions, raw_std)
-    )
-    return plots.calibration_curve(
-        levels,
-        {"member spread σ": observed_raw, "calibrated σ (fitted on validation)": observed},
-        title=f"{result.run_name}: {result.evaluation.evaluated_on} set, active points",
-    )
+    return coverage_figure(result.evaluation, result.data, result.predictor.calibration, result.run_name)
