@@ -220,7 +220,7 @@ def test_crystal_views_titles_and_atoms_drawn(tmp_path):
 def test_pdf_rows_figure_heat_map_and_token_labels(tmp_path):
     from ase.build import bulk
 
-    from s2p_utils.featurize import atomic_pdf
+    from s2p_utils.pdf import atomic_pdf
     from s2p_utils.plots_inputs import pdf_rows_figure
     from s2p_utils.vocab import TOKEN_IDS, atoms_tokens, pad_atoms
 

@@ -187,8 +187,9 @@ def test_save_and_load_round_trip(set_model, tmp_path):
 
     sidecar = path.with_suffix(".json")
     described = json.loads(sidecar.read_text())
-    sidecar.write_text(json.dumps({**described, "encoder": {"structure_encoder": "lstm"}}))
-    with pytest.raises(ValueError, match="encoder"):
+    described["config"]["model"]["structure_encoder"] = "lstm"  # a record that lies about the network
+    sidecar.write_text(json.dumps(described))
+    with pytest.raises(ValueError, match="structure_encoder: record 'lstm' vs network 'set'"):
         load_model(path)
 
 
