@@ -24,12 +24,13 @@ from tqdm.auto import tqdm
 
 from s2p_utils.neighbours import System, as_system
 from s2p_utils.paths import atomic_path
-from s2p_utils.pdf import FEATURIZER_VERSION, bin_count, pdf_chunk, simple_rdf_chunk
+from s2p_utils.pdf import FEATURIZER_VERSION, bin_count, mass_weighted_pdf_chunk, pdf_chunk, simple_rdf_chunk
 
 __all__ = ["METHODS", "featurize", "save_ragged_npz"]
 
-METHODS = ("pdf", "simple_rdf")
-"""The featurizers: ``"pdf"`` (:func:`s2p_utils.pdf.atomic_pdf`), ``"simple_rdf"`` (:func:`s2p_utils.pdf.simple_rdf`)."""
+METHODS = ("pdf", "simple_rdf", "pdf_mass")
+"""The featurizers: ``"pdf"`` (:func:`s2p_utils.pdf.atomic_pdf`), ``"simple_rdf"`` (:func:`s2p_utils.pdf.simple_rdf`),
+``"pdf_mass"`` (g(r) and its mass-weighted twin, :func:`s2p_utils.pdf.mass_weighted_pdf_chunk`; no legacy form)."""
 
 _MAX_CHUNK_ATOMS = 4096  # atoms per work unit (memory ~ atoms × 200 pairs × 24 bytes)
 
@@ -46,11 +47,15 @@ def _chunk_bounds(sizes: Sequence[int], max_atoms: int) -> list[tuple[int, int]]
     return bounds
 
 
-def _run_chunk(systems: Sequence[System], first_index: int, options: dict[str, Any]) -> list[np.ndarray]:
-    """One work unit: the features of ``systems`` (``systems[0]`` is input ``first_index``)."""
+def _run_chunk(
+    systems: Sequence[System], first_index: int, options: dict[str, Any], masses: Sequence[np.ndarray]
+) -> list[np.ndarray]:
+    """One work unit: the features of ``systems`` (``systems[0]`` is input ``first_index``; ``masses`` amu)."""
     options = dict(options)
     method = options.pop("method")
     legacy = options.pop("legacy")
+    if method == "pdf_mass":
+        return mass_weighted_pdf_chunk(systems, masses, first_index=first_index, **options)
     if method == "pdf":
         return pdf_chunk(systems, legacy=legacy, first_index=first_index, **options)
     return simple_rdf_chunk(systems, periodic=not legacy, first_index=first_index, **options)
@@ -136,8 +141,11 @@ def featurize(
     """
     if method not in METHODS:
         raise ValueError(f"unknown featurization method {method!r}; choose one of {METHODS}")
+    if method == "pdf_mass" and legacy:
+        raise ValueError("the mass-weighted PDF ('pdf_mass') has no legacy form")
     structures = list(structures)
     systems = [as_system(atoms, f"structure {k}") for k, atoms in enumerate(structures)]
+    masses = [np.asarray(atoms.get_masses(), dtype=np.float64) for atoms in structures]
     options = {
         "method": method,
         "legacy": bool(legacy),
@@ -163,13 +171,13 @@ def featurize(
     with tqdm(total=len(systems), desc=desc, unit="structure", disable=not progress) as bar:
         if n_jobs == 1:
             for a, b in bounds:
-                features.extend(_run_chunk(systems[a:b], a, options))
+                features.extend(_run_chunk(systems[a:b], a, options, masses[a:b]))
                 bar.update(b - a)
         else:
             # parallel_config (unlike Parallel(backend=...)) also knows the external "dask" backend.
             with parallel_config(backend=backend or "loky", n_jobs=n_jobs):
                 results = Parallel(return_as="generator")(
-                    delayed(_run_chunk)(systems[a:b], a, options) for a, b in bounds
+                    delayed(_run_chunk)(systems[a:b], a, options, masses[a:b]) for a, b in bounds
                 )
                 for (a, b), rows in zip(bounds, results, strict=True):
                     features.extend(rows)

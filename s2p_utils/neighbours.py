@@ -392,6 +392,24 @@ class HalfPairs:
         counts = np.bincount(keys.ravel(), minlength=dump + 1)[:dump]
         return counts.reshape(self.n_atoms, n_bins)
 
+    def weighted_bincount(
+        self, bins: np.ndarray, keep: np.ndarray | None, n_bins: int, atom_weights: np.ndarray
+    ) -> np.ndarray:
+        """Per-atom histograms weighted by the *other* atom of each pair: float64 ``(n_atoms, n_bins)``.
+
+        Atom ``i`` of pair ``(i, j)`` receives ``atom_weights[j]`` in the pair's bin and ``j`` receives
+        ``atom_weights[i]``. ``atom_weights``: float ``(n_atoms,)`` over the chunk's atoms (global order).
+        """
+        dump = self.n_atoms * n_bins
+        starts = np.repeat(self.atom_offsets[:-1], self.n_pairs)
+        first, second = self.local_atoms[:, 0] + starts, self.local_atoms[:, 1] + starts
+        keys = np.stack([first * n_bins + bins, second * n_bins + bins], axis=1)
+        weights = np.stack([atom_weights[second], atom_weights[first]], axis=1).astype(np.float64)
+        if keep is not None:
+            keys[~keep] = dump
+        counts = np.bincount(keys.ravel(), weights=weights.ravel(), minlength=dump + 1)[:dump]
+        return counts.reshape(self.n_atoms, n_bins)
+
 
 def ase_pairs(system: System, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
     """ASE's full neighbour list (each pair twice): int ``(n_pairs,)`` first atoms, float64 distances (Å).

@@ -233,6 +233,46 @@ def pdf_chunk(
     return _split_rows(rows, offsets)
 
 
+def mass_weighted_pdf_chunk(
+    systems: Sequence[System],
+    masses: Sequence[np.ndarray],
+    *,
+    r_max: float,
+    bin_width: float,
+    sigma_bins: float,
+    first_index: int = 0,
+) -> list[np.ndarray]:
+    """The corrected per-atom g(r) beside its mass-weighted twin: float64 ``(n_atoms_i, 2·n_bins)``.
+
+    Columns ``0…n_bins−1`` are :func:`atomic_pdf` (``legacy=False``); columns ``n_bins…`` count each
+    neighbour ``j`` with weight ``m_j / m̄`` (``m̄`` the structure's mean atomic mass), normalised the
+    same way, so they equal the first block for an element crystal and tell which shells hold heavy or
+    light atoms otherwise — the mass information that sets phonon frequencies (not in the paper; the
+    ``e3nn_phdos`` levers in ``benchmarks/README.md``). ``masses``: amu ``(n_atoms_i,)`` per structure.
+    """
+    n_bins = bin_count(r_max, bin_width)
+    pairs = HalfPairs(systems, r_max + _CUTOFF_MARGIN, first_index)
+    d = pairs.distances
+    keep = d < r_max
+    bins = np.minimum((d / bin_width).astype(np.int64), n_bins - 1)
+    relative = np.concatenate([np.asarray(m, dtype=np.float64) / np.mean(m) for m in masses])
+    counts = pairs.bincount(bins, keep, n_bins)
+    weighted = pairs.weighted_bincount(bins, keep, n_bins, relative)
+    sizes = pairs.atom_offsets[1:] - pairs.atom_offsets[:-1]
+    density = sizes / np.array([abs(np.linalg.det(s[1])) for s in systems])
+    norm = shell_volumes(r_max, bin_width) * np.repeat(density, sizes)[:, None]
+    rows = np.concatenate([counts / norm, weighted / norm], axis=1)
+    if sigma_bins > 0:
+        rows = np.concatenate(
+            [
+                gaussian_filter1d(block, sigma_bins, axis=-1, mode="nearest", truncate=4.0)
+                for block in np.split(rows, 2, axis=1)
+            ],
+            axis=1,
+        )
+    return _split_rows(rows, pairs.atom_offsets)
+
+
 def simple_rdf_chunk(
     systems: Sequence[System],
     *,

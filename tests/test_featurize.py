@@ -467,3 +467,22 @@ def test_cmd_featurize(tmp_path, capsys):
         np.testing.assert_array_equal(
             stored["features"][:2], original_pdf(ase.io.read(tmp_path / "nacl.cif"))
         )
+
+
+def test_mass_weighted_pdf_equals_g_of_r_for_an_element_and_tells_heavy_from_light_neighbours():
+    """``pdf_mass``: g(r) beside the neighbour-mass-weighted g(r) (weights m_j / mean mass)."""
+    from ase.build import bulk
+
+    copper = bulk("Cu", "fcc", a=3.61)
+    plain, weighted = np.split(featurize([copper], method="pdf_mass", progress=False)[0], 2, axis=1)
+    np.testing.assert_allclose(plain, atomic_pdf(copper), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(weighted, plain, rtol=1e-12, atol=1e-12)
+    salt = bulk("NaCl", "rocksalt", a=5.64)  # Na (23 u) first shell: Cl (35.45 u); Cl first shell: Na
+    plain, weighted = np.split(featurize([salt], method="pdf_mass", progress=False)[0], 2, axis=1)
+    first_shell = int(2.82 / 0.1)  # Na–Cl at a/2 = 2.82 Å (the Na–Na shell at 3.99 Å is as high)
+    mean_mass = np.mean(salt.get_masses())
+    na, cl = salt.get_masses()
+    assert weighted[0, first_shell] / plain[0, first_shell] == pytest.approx(cl / mean_mass, rel=0.02)
+    assert weighted[1, first_shell] / plain[1, first_shell] == pytest.approx(na / mean_mass, rel=0.02)
+    with pytest.raises(ValueError, match="no legacy form"):
+        featurize([salt], method="pdf_mass", legacy=True, progress=False)
