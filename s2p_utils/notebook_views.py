@@ -123,7 +123,7 @@ def published_comparison(
 
 def calibration_figure(result: Any) -> Figure | None:
     """Observed against nominal coverage of μ ± zσ on the evaluated part for an ensemble (member spread
-    and calibrated σ); ``None`` for a single network (:func:`s2p_utils.experiment.coverage_figure`)."""
-    from s2p_utils.experiment import coverage_figure
+    and calibrated σ); ``None`` for a single network (:func:`s2p_utils.evaluation.coverage_figure`)."""
+    from s2p_utils.evaluation import coverage_figure
 
     return coverage_figure(result.evaluation, result.data, result.predictor.calibration, result.run_name)
