@@ -301,14 +301,14 @@ def resolve_authors_model(
 ) -> tuple[Path, dict[str, Any]]:
     """``"authors:NAME"`` → (verified local ``.h5`` path, prediction metadata).
 
-    The metadata gives the legacy featurisation, the output grid and unit when known, and the target
+    The metadata gives what the file does not store: the output grid and unit when known, and the target
     scaler when it can be rebuilt (:attr:`PretrainedModel.scaler_dataset` available locally). A
     ``UserWarning`` says when the outputs stay scaled or their scaling is unknown.
     """
     entry = get_model(spec)
     path = fetch_model(entry.name, mirror=mirror, cache_dir=cache_dir)
     config = read_authors_file(path).config
-    meta: dict[str, Any] = {"legacy": True, "featurizer": "pdf", "kind": "edos", "grid_unit": entry.grid_unit}
+    meta: dict[str, Any] = {"kind": "edos", "grid_unit": entry.grid_unit}
     if entry.default_grid is not None and not config.grid_input:
         start, stop, n = entry.default_grid
         if n == config.n_out:
