@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from s2p_utils.data.structures import read_structure
+
     loaded = load(args.model)
     devices = [d.device_type for d in tf.config.list_physical_devices()]
     # warm-up: build the graph once so that the timing is the steady state
