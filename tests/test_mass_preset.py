@@ -1,0 +1,48 @@
+"""The ``e3nn_phdos_mass`` preset (phonon issue): g(r) and its neighbour-mass-weighted twin per atom, through
+``run_experiment`` and ``s2p predict``, on toy data (the real preset trains for ~25 minutes)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("keras")
+
+from ase.io import write  # noqa: E402
+from test_experiment import N_GRID, toy_dataset  # noqa: E402
+
+from s2p_utils.cli import main  # noqa: E402
+from s2p_utils.config import get_preset  # noqa: E402
+from s2p_utils.experiment import run_experiment  # noqa: E402
+
+
+def test_the_mass_preset_trains_saves_and_predicts(tmp_path):
+    preset = get_preset("e3nn_phdos_mass")
+    assert preset.featurizer == "pdf_mass" and preset.model.n_pdf_bins == 205 and preset.train.ensemble == 3
+    config = replace(
+        preset,
+        dataset="toy",
+        default_split="toy",
+        model=replace(preset.model, max_atoms=4, n_out=N_GRID, lstm_units=8, embedding_dim=8),
+        train=replace(preset.train, ensemble=2, batch_size=4),
+    )
+    dataset = toy_dataset()
+    result = run_experiment(config, dataset=dataset, results_dir=tmp_path, epochs=1, smoke=False)
+    assert result.inputs["pdf"].shape[1:] == (4, 205)
+    # the mass-weighted block differs from g(r) for the two-element crystals (NaCl, MgO), not for Cu or Si
+    plain, weighted = result.inputs["pdf"][..., :100], result.inputs["pdf"][..., 100:200]
+    formulas = [dataset.formulas[i] for i in result.data.rows]
+    for k, formula in enumerate(formulas):
+        same = np.allclose(plain[k], weighted[k], atol=1e-9)
+        assert same == (formula in ("Cu", "Si2")), formula
+    path = tmp_path / "crystal.traj"
+    write(path, dataset.structures[result.data.parts["test"][0]])
+    out = tmp_path / "predicted.csv"
+    assert main(["predict", str(result.model_path), str(path), "--out", str(out)]) == 0
+    predicted = np.asarray(json.loads(pd.read_csv(out)["prediction"][0]))
+    row = list(result.data.rows).index(result.data.parts["test"][0])
+    np.testing.assert_allclose(predicted, result.evaluation.predictions[row], rtol=1e-5, atol=1e-6)
