@@ -37,7 +37,16 @@ from s2p_utils.uncertainty import (
 if TYPE_CHECKING:
     from s2p_utils.experiment import ExperimentData
 
-__all__ = ["Evaluation", "calibrate", "evaluate", "write_outputs", "write_figures", "coverage_figure"]
+__all__ = [
+    "Evaluation",
+    "EvaluatedPart",
+    "evaluated_part",
+    "calibrate",
+    "evaluate",
+    "write_outputs",
+    "write_figures",
+    "coverage_figure",
+]
 
 
 @dataclass
@@ -197,6 +206,41 @@ def write_outputs(
     return Path(metrics_path), Path(predictions_path), figures
 
 
+@dataclass
+class EvaluatedPart:
+    """The rows of ``data`` that an :class:`Evaluation` scored (its ``evaluated_on`` part).
+
+    Attributes:
+        ids, formulas: of each crystal.
+        targets, predictions: float32 ``(n, n_out)``, unscaled.
+        std, raw_std: calibrated and member σ ``(n, n_out)``, ``None`` for a single network.
+        grid: ``(n_out,)`` shared or ``(n, n_out)`` per-crystal grid.
+    """
+
+    ids: list[str]
+    formulas: list[str]
+    targets: np.ndarray
+    predictions: np.ndarray
+    std: np.ndarray | None
+    raw_std: np.ndarray | None
+    grid: np.ndarray
+
+
+def evaluated_part(evaluation: Evaluation, data: ExperimentData) -> EvaluatedPart:
+    """The crystals, spectra and σ of the part ``evaluation`` scored."""
+    part = data.mask(evaluation.evaluated_on)
+    rows, dataset = data.rows[part], data.dataset
+    return EvaluatedPart(
+        ids=[str(dataset.ids[i]) for i in rows],
+        formulas=[str(dataset.formulas[i]) for i in rows],
+        targets=data.targets[part],
+        predictions=evaluation.predictions[part],
+        std=None if evaluation.std is None else evaluation.std[part],
+        raw_std=None if evaluation.raw_std is None else evaluation.raw_std[part],
+        grid=data.grids(evaluation.evaluated_on),
+    )
+
+
 def write_figures(
     evaluation: Evaluation,
     data: ExperimentData,
@@ -207,21 +251,17 @@ def write_figures(
     out_dir: Path,
 ) -> dict[str, Path]:
     """The run's PNG figures: quartile spectra, learning curves, coverage (ensembles), C_V parity (phDOS)."""
-    part = data.mask(evaluation.evaluated_on)
-    rows, dataset = data.rows[part], data.dataset
-    targets, predictions = data.targets[part], evaluation.predictions[part]
-    grid = data.grids(evaluation.evaluated_on)
-    std = None if evaluation.std is None else evaluation.std[part]
+    scored, dataset = evaluated_part(evaluation, data), data.dataset
     figures = {
         name: results.figure_path(run_name, name, out_dir) for name in ("quartiles", "learning_curves")
     }
     figure = plots.quartile_figure(
-        [str(dataset.ids[i]) for i in rows],
-        [str(dataset.formulas[i]) for i in rows],
-        grid,
-        targets,
-        predictions,
-        std=std,
+        scored.ids,
+        scored.formulas,
+        scored.grid,
+        scored.targets,
+        scored.predictions,
+        std=scored.std,
         grid_unit=dataset.grid_unit,
         seed=predictor.record.prediction_seed,
         path=figures["quartiles"],
@@ -231,37 +271,41 @@ def write_figures(
         plt.close(plots.learning_curves(history, path=figures["learning_curves"], title=run_name))
     else:
         del figures["learning_curves"]
-    coverage = coverage_figure(evaluation, data, predictor.calibration, run_name)
-    if coverage is not None:
+    if evaluation.std is not None:
         figures["calibration"] = results.figure_path(run_name, "calibration", out_dir)
-        coverage.savefig(figures["calibration"], dpi=150)
-        plt.close(coverage)
+        plt.close(
+            coverage_figure(evaluation, data, predictor.calibration, run_name, path=figures["calibration"])
+        )
     if dataset.kind == "phdos" and dataset.grid_unit in ("cm^-1", "cm-1", "1/cm"):
         figures["cv_parity"] = results.figure_path(run_name, "cv_parity", out_dir)
         cv_true, cv_pred = (
-            metrics_module.heat_capacity(grid, targets),
-            metrics_module.heat_capacity(grid, predictions),
+            metrics_module.heat_capacity(scored.grid, scored.targets),
+            metrics_module.heat_capacity(scored.grid, scored.predictions),
         )
         plt.close(plots.cv_parity(cv_true, cv_pred, path=figures["cv_parity"], title=run_name))
     return figures
 
 
 def coverage_figure(
-    evaluation: Evaluation, data: ExperimentData, calibration: Calibration | None, run_name: str
+    evaluation: Evaluation,
+    data: ExperimentData,
+    calibration: Calibration | None,
+    run_name: str,
+    *,
+    path: str | os.PathLike | None = None,
 ) -> Figure | None:
     """Observed against nominal coverage of μ ± zσ on the evaluated part, for the member spread and the
-    calibrated σ (active points); ``None`` for a single network."""
+    calibrated σ (active points); ``None`` for a single network. ``path`` also saves it as PNG."""
     if evaluation.std is None:
         return None
-    part = data.mask(evaluation.evaluated_on)
-    targets, predictions = data.targets[part], evaluation.predictions[part]
-    raw_std = evaluation.raw_std[part]
+    scored = evaluated_part(evaluation, data)
+    targets, predictions, raw_std = scored.targets, scored.predictions, scored.raw_std
     levels, observed_raw = coverage_curve(targets, predictions, raw_std)
     active = active_points(targets, predictions, raw_std)
-    _, observed = coverage_curve(targets, predictions, evaluation.std[part], active=active)
+    _, observed = coverage_curve(targets, predictions, scored.std, active=active)
     curves = {"member σ": observed_raw, _calibration_label(calibration): observed}
     title = f"{run_name}: {evaluation.evaluated_on} set, active points"
-    return plots.calibration_curve(levels, curves, title=title)
+    return plots.calibration_curve(levels, curves, title=title, path=path)
 
 
 def _calibration_label(calibration: Calibration | None) -> str:

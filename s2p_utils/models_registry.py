@@ -11,7 +11,7 @@ so their shapes, grids and scaling are taken from the authors' notebooks and fil
 (``<mirror>/authors_weights/``), else downloads it from ``raw.githubusercontent.com``; every copy is
 checked against the git blob SHA-1 (and the sha256 and size where known). ``s2p predict
 authors:NAME FILES...`` (and ``predict("authors:NAME", ...)``) runs it through the authors'-weights
-loader :func:`s2p_utils.weights.load_authors_weights` with the metadata from
+loader :func:`s2p_utils.model.load_authors_model` with the metadata from
 :func:`resolve_authors_model` (grid, units, target scaler when it can be rebuilt).
 """
 

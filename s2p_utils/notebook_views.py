@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from s2p_utils import paths, plots, plots_inputs
+from s2p_utils.evaluation import coverage_figure, evaluated_part
 from s2p_utils.references import COLUMN_LABELS, comparison_table
 
 __all__ = [
@@ -77,32 +78,17 @@ def learning_curve(result: Any) -> Figure | None:
     return plots.learning_curves(result.history, title=f"{result.run_name}: loss per epoch")
 
 
-def _evaluated(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
-    """``(rows, targets, predictions, std, grid)`` of the evaluated part of ``result``."""
-    data, evaluation = result.data, result.evaluation
-    part = data.mask(evaluation.evaluated_on)
-    std = None if evaluation.std is None else evaluation.std[part]
-    return (
-        data.rows[part],
-        data.targets[part],
-        evaluation.predictions[part],
-        std,
-        data.grids(evaluation.evaluated_on),
-    )
-
-
 def test_spectra(result: Any) -> Figure:
     """Best, median and worst spectrum of the evaluated part (test by default): prediction against truth,
     with the calibrated ±1σ band for an ensemble (:func:`s2p_utils.plots.best_median_worst`)."""
-    rows, targets, predictions, std, grid = _evaluated(result)
-    dataset = result.data.dataset
+    scored, dataset = evaluated_part(result.evaluation, result.data), result.data.dataset
     return plots.best_median_worst(
-        [str(dataset.ids[i]) for i in rows],
-        [str(dataset.formulas[i]) for i in rows],
-        grid,
-        targets,
-        predictions,
-        std=std,
+        scored.ids,
+        scored.formulas,
+        scored.grid,
+        scored.targets,
+        scored.predictions,
+        std=scored.std,
         grid_unit=dataset.grid_unit,
         ylabel=f"DOS ({dataset.unit})" if dataset.unit else "DOS",
         title=f"{result.run_name}: {result.evaluation.evaluated_on} crystals by MAE",
@@ -124,6 +110,4 @@ def published_comparison(
 def calibration_figure(result: Any) -> Figure | None:
     """Observed against nominal coverage of μ ± zσ on the evaluated part for an ensemble (member spread
     and calibrated σ); ``None`` for a single network (:func:`s2p_utils.evaluation.coverage_figure`)."""
-    from s2p_utils.evaluation import coverage_figure
-
     return coverage_figure(result.evaluation, result.data, result.predictor.calibration, result.run_name)

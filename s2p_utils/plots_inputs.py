@@ -84,7 +84,7 @@ def pdf_rows_figure(
 
     Args:
         pdf_rows: ``(n_atoms, n_bins)``, one PDF per atom over ``0 ≤ r < r_max`` Å in ``n_bins`` equal bins
-            (:func:`s2p_utils.featurize.atomic_pdf`; 100 bins of 0.1 Å by default). Rows may be padded
+            (:func:`s2p_utils.pdf.atomic_pdf`; 100 bins of 0.1 Å by default). Rows may be padded
             to ``max_atoms`` (:func:`s2p_utils.vocab.pad_atoms`).
         tokens: ``(n_atoms,)`` element token ids (:data:`s2p_utils.vocab.VOCABULARY`), the Embedding input.
         symbols: y tick label of each row; default ``"<element> (<id>)"`` from the vocabulary.
