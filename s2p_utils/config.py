@@ -11,6 +11,7 @@ variant with :func:`dataclasses.replace`::
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "PRESETS",
     "get_preset",
     "resolve_recipe",
+    "check_epochs",
     "recipe_from_dict",
     "config_to_dict",
     "config_from_dict",
@@ -303,6 +305,17 @@ PRESETS["e3nn_phdos_mass"] = replace(
 )
 
 
+def check_epochs(epochs: Any) -> int:
+    """``epochs`` as a positive int; 0 or fewer would save an untrained model labelled as trained.
+
+    Raises:
+        ValueError: not an integer ≥ 1.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+        raise ValueError(f"the number of epochs must be a whole number ≥ 1, got {epochs!r}")
+    return int(epochs)
+
+
 def resolve_recipe(
     config: ExperimentConfig, mode: str = "fixed", *, epochs: int | None = None, smoke: bool = False
 ) -> Recipe:
@@ -324,8 +337,7 @@ def resolve_recipe(
     train = config.train
     if epochs is None:
         epochs = SMOKE_EPOCHS if smoke else (train.legacy_epochs if legacy else train.max_epochs)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"the number of epochs must be a whole number ≥ 1, got {epochs!r}")
+    epochs = check_epochs(epochs)
     return Recipe(
         mode=mode,
         legacy_features=legacy,
@@ -335,7 +347,7 @@ def resolve_recipe(
         min_delta=train.min_delta if legacy else train.fixed_min_delta,
         restore_best=not legacy,
         bucketed=train.bucketed and not legacy and not config.model.grid_input,
-        epochs=int(epochs),
+        epochs=epochs,
         predict_batch_size=32 if legacy else 256,
     )
 

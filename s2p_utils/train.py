@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from s2p_utils.config import Recipe, TrainConfig
+from s2p_utils.config import Recipe, TrainConfig, check_epochs
 from s2p_utils.paths import atomic_path
 
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
     "spectrum_shape_loss",
     "smooth_targets",
     "LOSSES",
-    "check_epochs",
 ]
 
 STATE_FILE = "state.json"
@@ -485,17 +484,6 @@ def train_model(
     if recipe.restore_best and (run_dir / BEST_FILE).is_file():
         model.load_weights(run_dir / BEST_FILE)
     return read_history(run_dir)
-
-
-def check_epochs(epochs: Any) -> int:
-    """``epochs`` as a positive int; 0 or fewer would save an untrained model labelled as trained.
-
-    Raises:
-        ValueError: not an integer ≥ 1.
-    """
-    if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
-        raise ValueError(f"the number of epochs must be a whole number ≥ 1, got {epochs!r}")
-    return int(epochs)
 
 
 def read_history(run_dir: str | os.PathLike) -> pd.DataFrame:
