@@ -185,7 +185,7 @@ def _pdf_counts(
             ambiguous = near_cutoff if ambiguous is None else ambiguous | near_cutoff
         bins = _put_bins(nearest, n_bins)
     else:
-        bins = np.minimum((d / bin_width).astype(np.int64), n_bins - 1)
+        bins = _corrected_bins(d, bin_width, n_bins)
     counts = pairs.bincount(bins, keep, n_bins)
     if ambiguous is not None and ambiguous.any():
         for s in np.unique(pairs.structure_of_pairs(np.flatnonzero(ambiguous))):
@@ -200,6 +200,21 @@ def _split_rows(rows: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------ chunk kernels
+
+
+def _corrected_bins(distances: np.ndarray, bin_width: float, n_bins: int) -> np.ndarray:
+    """Bin ``k`` of the corrected g(r) holds ``k Δ ≤ d < (k + 1) Δ``: int64, the shape of ``distances``."""
+    return np.minimum((distances / bin_width).astype(np.int64), n_bins - 1)
+
+
+def _per_density(
+    counts: np.ndarray, systems: Sequence[System], offsets: np.ndarray, r_max: float, bin_width: float
+) -> np.ndarray:
+    """Pair counts ``(total_atoms, n_bins)`` → g(r): divided by the shell volume (Å³) and by the number
+    density of each atom's structure (atoms per Å³), so g → 1 at large r."""
+    volumes = np.array([abs(np.linalg.det(s[1])) for s in systems])
+    density = (offsets[1:] - offsets[:-1]) / volumes  # atoms per Å³ of each structure
+    return counts / shell_volumes(r_max, bin_width) / np.repeat(density, offsets[1:] - offsets[:-1])[:, None]
 
 
 def pdf_chunk(
@@ -222,11 +237,7 @@ def pdf_chunk(
         rows = counts / legacy_shell_volumes(r_max, bin_width)
         mode = "reflect"
     else:
-        volumes = np.array([abs(np.linalg.det(s[1])) for s in systems])
-        density = (offsets[1:] - offsets[:-1]) / volumes  # atoms per Å³ of each structure
-        rows = (
-            counts / shell_volumes(r_max, bin_width) / np.repeat(density, offsets[1:] - offsets[:-1])[:, None]
-        )
+        rows = _per_density(counts, systems, offsets, r_max, bin_width)
         mode = "nearest"
     if sigma_bins > 0:
         rows = gaussian_filter1d(rows, sigma_bins, axis=-1, mode=mode, truncate=4.0)
@@ -252,24 +263,14 @@ def mass_weighted_pdf_chunk(
     """
     n_bins = bin_count(r_max, bin_width)
     pairs = HalfPairs(systems, r_max + _CUTOFF_MARGIN, first_index)
-    d = pairs.distances
-    keep = d < r_max
-    bins = np.minimum((d / bin_width).astype(np.int64), n_bins - 1)
+    keep = pairs.distances < r_max
+    bins = _corrected_bins(pairs.distances, bin_width, n_bins)
     relative = np.concatenate([np.asarray(m, dtype=np.float64) / np.mean(m) for m in masses])
-    counts = pairs.bincount(bins, keep, n_bins)
-    weighted = pairs.weighted_bincount(bins, keep, n_bins, relative)
-    sizes = pairs.atom_offsets[1:] - pairs.atom_offsets[:-1]
-    density = sizes / np.array([abs(np.linalg.det(s[1])) for s in systems])
-    norm = shell_volumes(r_max, bin_width) * np.repeat(density, sizes)[:, None]
-    rows = np.concatenate([counts / norm, weighted / norm], axis=1)
-    if sigma_bins > 0:
-        rows = np.concatenate(
-            [
-                gaussian_filter1d(block, sigma_bins, axis=-1, mode="nearest", truncate=4.0)
-                for block in np.split(rows, 2, axis=1)
-            ],
-            axis=1,
-        )
+    blocks = [pairs.bincount(bins, keep, n_bins), pairs.weighted_bincount(bins, keep, n_bins, relative)]
+    rows = np.stack([_per_density(c, systems, pairs.atom_offsets, r_max, bin_width) for c in blocks], axis=1)
+    if sigma_bins > 0:  # each block smoothed along its own bins: (atoms, 2, n_bins)
+        rows = gaussian_filter1d(rows, sigma_bins, axis=-1, mode="nearest", truncate=4.0)
+    rows = rows.reshape(len(rows), 2 * n_bins)
     return _split_rows(rows, pairs.atom_offsets)
 
 
