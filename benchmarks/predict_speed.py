@@ -40,7 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default=None, help="saved model (default: untrained e3nn_phdos)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N files (sorted)")
     parser.add_argument("--batch-size", type=int, default=256, help="network batch size")
-    parser.add_argument("--n-jobs", type=int, default=1, help="featurisation processes")
+    parser.add_argument(
+        "--n-jobs", type=int, default=1, help="processes that read and featurise the structures"
+    )
     parser.add_argument("--no-truncate", action="store_true", help="skip structures above max_atoms")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     return parser.parse_args(argv)
@@ -68,9 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     import tensorflow as tf
-    from tqdm.auto import tqdm
 
-    from s2p_utils.data.structures import read_structure
+    from s2p_utils.data.structures import read_structure, read_structures
 
     loaded = load(args.model)
     devices = [d.device_type for d in tf.config.list_physical_devices()]
@@ -79,12 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     loaded.run(warm, batch_size=args.batch_size)
 
     t0 = time.perf_counter()
-    structures, failed = [], []
-    for path in tqdm(files, desc="read", unit="file"):
-        try:
-            structures.append(read_structure(path))
-        except ValueError as error:
-            failed.append(str(error))
+    read = read_structures(files, n_jobs=args.n_jobs, progress=True)
+    structures = [atoms for atoms in read if not isinstance(atoms, Exception)]
+    failed = [str(error) for error in read if isinstance(error, Exception)]
     t_read = time.perf_counter() - t0
 
     too_big = sum(len(a) > loaded.max_atoms for a in structures)

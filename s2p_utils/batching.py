@@ -164,6 +164,7 @@ def predict_batched(
     bucketed: bool = True,
     permutations: int = 0,
     seed: int = 0,
+    first_order: int = 0,
 ) -> np.ndarray:
     """Model outputs float32 ``(n, n_out)`` for ``inputs``, in row order.
 
@@ -172,7 +173,11 @@ def predict_batched(
     full padded width). ``permutations=k`` averages over the listed atom order and ``k`` random orders:
     order ``j`` of a structure depends only on ``(seed, j)`` and its atom count, not on the other rows
     or the batch size, so a structure predicted alone or among thousands gets the same orders.
+    ``first_order=f`` averages orders ``f … f + permutations`` instead (order 0 is the listed order), so the
+    members of an ensemble can each see different orders.
     """
+    if first_order < 0 or permutations < 0:
+        raise ValueError(f"first_order and permutations must be ≥ 0, got {first_order}, {permutations}")
     names = [tensor.name.split(":")[0] for tensor in model.inputs]
     layer_names = {layer.name for layer in model.layers}
     # cutting is exact only when padding is masked on every branch (not the e3nn notebook's unmasked BiLSTM;
@@ -181,7 +186,7 @@ def predict_batched(
     bucketed = bucketed and "grid" not in names and model.inputs[0].shape[1] is None and masked
     n = len(inputs["tokens"])
     total = None
-    for k in range(permutations + 1):
+    for k in range(first_order, first_order + permutations + 1):
         keys = np.random.default_rng([seed, k]).random(inputs["tokens"].shape[1]) if k else None
         out = None
         for rows in evaluation_batches(inputs, batch_size, bucketed):

@@ -85,10 +85,14 @@ class TrainConfig:
     member (:mod:`s2p_utils.batching`; same predictions for the same weights, several times faster). Legacy
     mode always pads to ``max_atoms`` as the original did. ``permute_atoms``: random atom order per
     training visit (augmentation); ``test_time_permutations``: average predictions over that many extra
-    random atom orders; ``ensemble``: number of independently seeded members (their spread is the
-    uncertainty). ``loss``: ``"mae"`` (the paper's), ``"mse"`` or ``"mae_cdf"`` (MAE plus a cumulative-
-    spectrum shape term, :func:`s2p_utils.train.spectrum_shape_loss`). ``target_smoothing``: Gaussian width
-    in grid points applied to the *training* targets only (validation and test stay raw).
+    random atom orders; ``member_orders``: member k of an ensemble averages its own orders
+    ``k·(P+1) … k·(P+1)+P`` (P = ``test_time_permutations``, order 0 is the listed one) instead of every
+    member sharing orders ``0 … P``, so with P = 0 each member runs once and the ensemble still averages
+    distinct orders; ``ensemble``: number of independently seeded members (their spread is the
+    uncertainty). ``loss``: ``"mae"`` (the paper's), ``"mse"`` or ``"mae_cdf"`` (MAE plus cumulative-
+    spectrum terms, :func:`s2p_utils.train.spectrum_shape_loss`: ``shape_weight`` × mean |ΔCDF|, a W₁-like
+    term, and ``mean_weight`` × |mean ΔCDF|, the mean-frequency ω̄ error). ``target_smoothing``: Gaussian
+    width in grid points applied to the *training* targets only (validation and test stay raw).
 
     ``target_scaling``: ``"none"``, ``"minmax"`` (per grid point, like ``sklearn`` ``MinMaxScaler``) or
     ``"global_minmax"`` (one range), as in the preset's notebook. Legacy mode fits it on all rows (the
@@ -113,6 +117,9 @@ class TrainConfig:
     ensemble: int = 1
     test_time_permutations: int = 0
     target_smoothing: float = 0.0
+    shape_weight: float = 1.0
+    mean_weight: float = 0.0
+    member_orders: bool = False
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from s2p_utils.batching import predict_batched
-from s2p_utils.data.structures import read_structure
+from s2p_utils.data.structures import read_structures
 from s2p_utils.inputs import model_inputs
 from s2p_utils.model_record import ModelRecord
 from s2p_utils.packaged_models import resolve_model_spec
@@ -130,16 +130,22 @@ def _structure_id(atoms: Any, index: int) -> str:
     return f"structure_{index}"
 
 
-def _as_atoms(structures: Iterable[Any], ids: Sequence[str] | None) -> tuple[list[Any], list[str], float]:
+def _as_atoms(
+    structures: Iterable[Any], ids: Sequence[str] | None, n_jobs: int = 1
+) -> tuple[list[Any], list[str], float]:
+    """``(atoms, names, read seconds)``: file paths among ``structures`` are read (``n_jobs`` processes)."""
     start = time.perf_counter()
-    atoms_list, names = [], []
-    for index, item in enumerate(structures):
-        if isinstance(item, str | os.PathLike):
-            atoms_list.append(read_structure(item))
-            names.append(_file_id(item))
-        else:
-            atoms_list.append(item)
-            names.append(_structure_id(item, index))
+    items = list(structures)
+    files = [index for index, item in enumerate(items) if isinstance(item, str | os.PathLike)]
+    names = [
+        _file_id(item) if isinstance(item, str | os.PathLike) else _structure_id(item, index)
+        for index, item in enumerate(items)
+    ]
+    atoms_list = list(items)
+    for index, atoms in zip(files, read_structures([items[i] for i in files], n_jobs=n_jobs), strict=True):
+        if isinstance(atoms, Exception):
+            raise atoms
+        atoms_list[index] = atoms
     if ids is not None:
         if len(ids) != len(atoms_list):
             raise ValueError(f"{len(ids)} ids for {len(atoms_list)} structures")
@@ -276,7 +282,9 @@ class Predictor:
 
         Batches of ``batch_size`` (default: the record's ``predict_batch_size``) sorted by length and cut
         to their longest structure; averaged over the listed atom order and the config's
-        ``test_time_permutations`` random orders seeded by the record's ``prediction_seed``.
+        ``test_time_permutations`` random orders seeded by the record's ``prediction_seed`` (with the config's
+        ``member_orders``, member k averages its own orders ``k·(P+1) … k·(P+1)+P`` instead: one network
+        pass per member when ``P = 0``).
         """
         batch_size = self.record.recipe.predict_batch_size if batch_size is None else int(batch_size)
         if batch_size < 1:
@@ -284,17 +292,21 @@ class Predictor:
         n = len(next(iter(inputs.values())))
         if n == 0:
             return np.zeros((len(self.networks), 0, self.n_out), dtype=np.float64)
+        train = self.record.config.train
+        # with member_orders, member k averages its own orders k·(P+1) … k·(P+1)+P instead of the shared 0 … P
+        stride = train.test_time_permutations + 1 if train.member_orders else 0
         outputs = [
             self.record.unscale(
                 predict_batched(
                     network,
                     dict(inputs),
                     batch_size=batch_size,
-                    permutations=self.record.config.train.test_time_permutations,
+                    permutations=train.test_time_permutations,
                     seed=self.record.prediction_seed,
+                    first_order=member * stride,
                 )
             )
-            for network in self.networks
+            for member, network in enumerate(self.networks)
         ]
         return np.stack(outputs)
 
@@ -318,7 +330,7 @@ class Predictor:
         """Predict the spectra of ``structures`` (``ase.Atoms`` or structure file paths); see :func:`predict`."""
         predictor = self
         grids = None
-        atoms_list, names, read_seconds = _as_atoms(structures, ids)
+        atoms_list, names, read_seconds = _as_atoms(structures, ids, n_jobs)
         n = len(atoms_list)
         if grid is not None and np.ndim(grid) == 2:
             grids = np.asarray(grid, dtype=np.float64)
@@ -495,7 +507,7 @@ def predict(
         grid: ``(n_out,)`` or per-structure ``(n, n_out)`` output grid (required for an authors' grid-input
             ``.h5``; otherwise the saved one is used).
         record: the record of in-memory networks.
-        n_jobs: featurisation processes.
+        n_jobs: processes that read the structure files and featurise them.
         progress: show progress bars.
 
     Returns:

@@ -335,12 +335,14 @@ def _restore(model, checkpoint: Path) -> None:
 LOSSES = ("mae", "mse", "mae_cdf")
 
 
-def spectrum_shape_loss(y_true, y_pred):
-    """``"mae_cdf"``: MAE plus the mean |difference| of the cumulative spectra (a W₁-like shape term).
+def spectrum_shape_loss(y_true, y_pred, shape_weight: float = 1.0, mean_weight: float = 0.0):
+    """``"mae_cdf"``: MAE plus weighted terms of the cumulative spectra: float ``(batch,)``.
 
-    Both spectra ``(batch, n_grid)`` are clipped at 0 and normalised to unit sum; the second term is
-    ``mean_k |CDF_y(k) − CDF_p(k)|``, i.e. the earth mover's distance in bins divided by ``n_grid``, which
-    penalises a peak at the wrong frequency by how far it is off rather than by its height only.
+    Both spectra ``(batch, n_grid)`` are clipped at 0 and normalised to unit sum. With ΔCDF(k) =
+    CDF_y(k) − CDF_p(k), the loss is ``MAE + shape_weight · mean_k |ΔCDF(k)| + mean_weight · |mean_k ΔCDF(k)|``.
+    The first term is the earth mover's distance W₁ in grid steps divided by ``n_grid`` (it penalises a
+    peak at the wrong frequency by how far it is off, not only by its height); the second is the error of
+    the mean frequency ω̄ in the same units (ω̄_p − ω̄_y = Δω · Σ_k ΔCDF(k) on a uniform grid).
     """
     import keras
 
@@ -350,13 +352,27 @@ def spectrum_shape_loss(y_true, y_pred):
     y_pred = ops.maximum(y_pred, 0.0)
     cdf_true = ops.cumsum(y_true, axis=-1) / (ops.sum(y_true, axis=-1, keepdims=True) + 1e-6)
     cdf_pred = ops.cumsum(y_pred, axis=-1) / (ops.sum(y_pred, axis=-1, keepdims=True) + 1e-6)
-    return absolute + ops.mean(ops.abs(cdf_true - cdf_pred), axis=-1)
+    gap = cdf_true - cdf_pred
+    loss = absolute + shape_weight * ops.mean(ops.abs(gap), axis=-1)
+    if mean_weight:
+        loss = loss + mean_weight * ops.abs(ops.mean(gap, axis=-1))
+    return loss
 
 
-def _loss(name: str):
+def _loss(name: str, shape_weight: float = 1.0, mean_weight: float = 0.0):
     if name not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
-    return spectrum_shape_loss if name == "mae_cdf" else name
+    if shape_weight < 0 or mean_weight < 0:
+        raise ValueError(f"shape_weight and mean_weight must be ≥ 0, got {shape_weight}, {mean_weight}")
+    if name != "mae_cdf":
+        return name
+    if shape_weight == 1.0 and mean_weight == 0.0:
+        return spectrum_shape_loss
+
+    def weighted_shape_loss(y_true, y_pred):
+        return spectrum_shape_loss(y_true, y_pred, shape_weight, mean_weight)
+
+    return weighted_shape_loss
 
 
 def smooth_targets(targets: np.ndarray, width: float) -> np.ndarray:
@@ -382,7 +398,7 @@ def compile_model(model, config: TrainConfig, *, jit_compile: bool | str = "auto
     with model.distribute_strategy.scope():
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-            loss=_loss(config.loss),
+            loss=_loss(config.loss, config.shape_weight, config.mean_weight),
             metrics=["mse"],
             jit_compile=jit_compile,
         )

@@ -151,3 +151,40 @@ def test_free_length_models_keep_parameter_counts():
 
     assert count_parameters(build_model("e3nn_phdos")) == 442_739
     assert count_parameters(build_model(replace(TINY, grid_input=True))) > count_parameters(build_model(TINY))
+
+
+def test_first_order_shifts_the_test_time_orders_and_member_orders_give_each_member_its_own():
+    import keras
+
+    from s2p_utils.config import ExperimentConfig, TrainConfig
+    from s2p_utils.model import build_model
+    from s2p_utils.model_record import ModelRecord
+    from s2p_utils.prediction import load_predictor
+
+    keras.utils.set_random_seed(3)
+    model = build_model(TINY)
+    inputs = _inputs([1, 12, 4, 7, 2, 9, 3], seed=5)
+    orders = [predict_batched(model, inputs, batch_size=3, first_order=k) for k in range(4)]
+    assert not np.allclose(orders[1], orders[2], atol=1e-7)  # the LSTM sees the order
+    np.testing.assert_allclose(orders[0], predict_batched(model, inputs, batch_size=3), atol=2e-6)
+    np.testing.assert_allclose(
+        predict_batched(model, inputs, batch_size=2, permutations=1, first_order=2),
+        (orders[2] + orders[3]) / 2,
+        atol=2e-6,
+    )
+    with pytest.raises(ValueError, match="≥ 0"):
+        predict_batched(model, inputs, first_order=-1)
+
+    grid = np.linspace(0, 1, TINY.n_out)
+    for member_orders, expected in ((False, [orders[0], orders[0]]), (True, [orders[0], orders[1]])):
+        config = ExperimentConfig(
+            name="tiny",
+            dataset="none",
+            model=TINY,
+            train=TrainConfig(target_scaling="none", ensemble=2, member_orders=member_orders),
+        )
+        record = replace(ModelRecord.of(config, grid=grid, grid_unit="bin"), prediction_seed=0)
+        predictor = load_predictor([model, model], record=record)
+        outputs = predictor.member_outputs(inputs, batch_size=3)
+        for member, want in enumerate(expected):
+            np.testing.assert_allclose(outputs[member], want, atol=2e-6)

@@ -221,3 +221,27 @@ def test_reads_mirror_cifs(mirror):
         assert abs(atoms.get_volume() - reference.get_volume()) < 0.15 * reference.get_volume()
         checked += 1
     assert checked >= 1
+
+
+def test_read_structures_keeps_order_and_names_each_refused_file_in_one_or_two_processes(tmp_path):
+    from s2p_utils.data.structures import read_structures
+
+    crystals = [bulk("Cu", "fcc", a=3.6), bulk("NaCl", "rocksalt", a=5.64), bulk("Si", "diamond", a=5.43)]
+    paths = []
+    for k in range(70):  # enough for more than one work unit per process
+        path = tmp_path / f"s{k}.cif"
+        ase.io.write(path, crystals[k % 3], format="cif")
+        paths.append(path)
+    (tmp_path / "bad.cif").write_text("data_x\n_cell_length_a oops\n")
+    paths[40:40] = [tmp_path / "bad.cif", tmp_path / "missing.cif"]
+    serial = read_structures(paths)
+    parallel = read_structures(paths, n_jobs=2)
+    assert len(serial) == len(parallel) == 72
+    for one, two, path in zip(serial, parallel, paths, strict=True):
+        if path.name in ("bad.cif", "missing.cif"):
+            assert isinstance(one, ValueError) and isinstance(two, ValueError)
+            assert str(path) in str(one) and str(one) == str(two)
+        else:
+            assert one.get_chemical_formula() == two.get_chemical_formula()
+            np.testing.assert_allclose(one.cell[:], two.cell[:])
+    assert serial[42].get_chemical_formula() == crystals[40 % 3].get_chemical_formula()  # s40, after the two

@@ -238,3 +238,22 @@ def test_target_smoothing():
     assert np.argmax(smoothed) == 10 and (smoothed >= 0).all()
     with pytest.raises(ValueError, match="≥ 0"):
         smooth_targets(spike, -1.0)
+
+
+def test_shape_loss_weights_scale_the_cdf_term_and_the_mean_term_sees_the_direction():
+    from s2p_utils.train import _loss, spectrum_shape_loss
+
+    y = np.array([[0.0, 1.0, 0.0, 0.0]], dtype=np.float32)
+    far = np.array([[0.0, 0.0, 0.0, 1.0]], dtype=np.float32)
+    # half the mass one bin lower, half one bin higher: CDF [.5,.5,1,1] vs [0,1,1,1], Δ = [.5,-.5,0,0]
+    split = np.array([[0.5, 0.0, 0.5, 0.0]], dtype=np.float32)
+    assert float(spectrum_shape_loss(y, far, 3.0)[0]) == pytest.approx(0.5 + 3 * 0.5, abs=1e-5)
+    # |mean ΔCDF| is the mean-frequency error: 2 bins / 4 for `far`, 0 for the symmetric split
+    assert float(spectrum_shape_loss(y, far, 1.0, 2.0)[0]) == pytest.approx(0.5 + 0.5 + 2 * 0.5, abs=1e-5)
+    mae_split = 1.0 / 2  # |0.5| + |−1| + |0.5| over 4 bins
+    assert float(spectrum_shape_loss(y, split, 1.0, 2.0)[0]) == pytest.approx(mae_split + 0.25, abs=1e-5)
+    weighted = _loss("mae_cdf", 3.0, 2.0)
+    assert float(weighted(y, far)[0]) == pytest.approx(0.5 + 3 * 0.5 + 2 * 0.5, abs=1e-5)
+    assert _loss("mae_cdf") is spectrum_shape_loss and _loss("mae", 3.0) == "mae"
+    with pytest.raises(ValueError, match="≥ 0"):
+        _loss("mae_cdf", -1.0)

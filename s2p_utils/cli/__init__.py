@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="target grid for grid-input models: START:STOP:N (e.g. -10:10:500) or a .npy/.txt file",
     )
+    predict.add_argument(
+        "--n-jobs",
+        type=int,
+        default=1,
+        help="processes that read the structure files (-1: all cores; default: %(default)s)",
+    )
     predict.set_defaults(func=_lazy("s2p_utils.cli.predict", "cmd_predict"))
 
     reproduce = sub.add_parser("reproduce", help="run the paper notebooks headless and tabulate results")

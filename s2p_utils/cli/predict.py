@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from s2p_utils.data.structures import read_structure
+from s2p_utils.data.structures import read_structures
 from s2p_utils.paths import atomic_write_text
 from s2p_utils.prediction import CHUNK_SIZE, UNCALIBRATED, Predictor, _file_id, load_predictor, parse_grid
 from s2p_utils.results import spectrum_to_json
@@ -50,24 +49,31 @@ def _write_csv(path: Path, rows: list[list[str]], header: list[str]) -> Path:
 
 
 def _read_files(
-    files: Sequence[str], predictor: Predictor, truncate: bool, failures: list[str]
+    files: Sequence[str], predictor: Predictor, truncate: bool, failures: list[str], n_jobs: int = 1
 ) -> list[tuple[str, Any]]:
-    """Read and validate each file on its own: ``(file, atoms)`` of the usable ones, in order.
+    """Read and validate each file on its own (in ``n_jobs`` processes): ``(file, atoms)`` of the usable
+    ones, in order.
 
     A file that cannot be read, is not a valid crystal, or has more atoms than ``max_atoms`` (without
     ``truncate``) adds ``"FILE: reason"`` to ``failures``; no error of one file stops the others.
     """
     good: list[tuple[str, Any]] = []
-    for file in tqdm(files, desc="reading", unit="file", disable=len(files) < 50):
-        try:
-            atoms = read_structure(file)
-            if not truncate and len(atoms) > predictor.max_atoms:
-                raise ValueError(
-                    f"{len(atoms)} atoms exceed the model's max_atoms={predictor.max_atoms} (use --truncate)"
+    for file, atoms in zip(
+        files, read_structures(files, n_jobs=n_jobs, progress=len(files) >= 50), strict=True
+    ):
+        if isinstance(atoms, Exception):
+            failures.append(_reason(file, atoms))
+        elif not truncate and len(atoms) > predictor.max_atoms:
+            failures.append(
+                _reason(
+                    file,
+                    ValueError(
+                        f"{len(atoms)} atoms exceed the model's max_atoms={predictor.max_atoms} (use --truncate)"
+                    ),
                 )
+            )
+        else:
             good.append((file, atoms))
-        except Exception as error:  # one bad file must never lose the batch
-            failures.append(_reason(file, error))
     return good
 
 
@@ -114,9 +120,9 @@ def _check_out(out: Path) -> Path:
 
 
 def cmd_predict(args: Any) -> int:
-    """``s2p predict MODEL FILES... --out predictions.csv [--truncate] [--batch-size N] [--grid G]``.
+    """``s2p predict MODEL FILES... --out predictions.csv [--truncate] [--batch-size N] [--grid G] [--n-jobs J]``.
 
-    Reads each file on its own; a file that cannot be read, is not a valid structure, has more atoms than
+    Reads each file on its own (``--n-jobs`` processes); a file that cannot be read, is not a valid structure, has more atoms than
     the model's ``max_atoms`` (without ``--truncate``) or cannot be featurised is reported on stderr as
     ``FILE: reason`` and skipped. Writes the others to ``--out``: columns ``id,file,grid,prediction``,
     for an ensemble ``std`` and ``std_calibrated`` (``false`` when the folder has no ``calibration.json``:
@@ -142,7 +148,7 @@ def cmd_predict(args: Any) -> int:
         )
     truncate = bool(getattr(args, "truncate", False))
     failures: list[str] = []
-    good = _read_files(args.files, predictor, truncate, failures)
+    good = _read_files(args.files, predictor, truncate, failures, int(getattr(args, "n_jobs", 1) or 1))
     with warnings.catch_warnings():  # named per file below instead
         warnings.filterwarnings("ignore", message=".*outside the 94-token vocabulary")
         mean_rows = _predict_chunks(predictor, good, truncate, batch_size, failures)

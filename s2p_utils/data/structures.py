@@ -33,7 +33,7 @@ import os
 import re
 import warnings
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +41,14 @@ import ase.io
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
+from tqdm.auto import tqdm
 from vesin import NeighborList
 
 __all__ = [
     "MIN_DISTANCE",
     "MIN_VOLUME",
     "read_structure",
+    "read_structures",
     "validate_structure",
     "atoms_from_pymatgen_dict",
     "check_cell_arrays",
@@ -396,11 +398,15 @@ def _read_limited(path: Path) -> bytes:
     return data
 
 
+#: File suffixes read with a named ASE format, skipping ASE's content sniffing (a fifth of a CIF's read time).
+_ASE_FORMAT_OF_SUFFIX = {".cif": "cif"}
+
+
 def _read_with_ase(path: Path) -> Atoms:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. CIF symmetry chatter
-            atoms = ase.io.read(path)
+            atoms = ase.io.read(path, format=_ASE_FORMAT_OF_SUFFIX.get(path.suffix.lower()))
     except Exception as error:  # ASE raises many kinds of errors for malformed files
         raise ValueError(
             f"{path}: unreadable as a structure file ({type(error).__name__}: {error})"
@@ -412,3 +418,43 @@ def _read_with_ase(path: Path) -> Atoms:
     if not isinstance(atoms, Atoms):
         raise ValueError(f"{path}: unreadable as a structure file (got {type(atoms).__name__})")
     return atoms
+
+
+def _read_or_error(path: str | os.PathLike) -> Atoms | ValueError:
+    try:
+        return read_structure(path)
+    except ValueError as error:
+        return error
+    except Exception as error:  # noqa: BLE001 - one bad file must never stop the others
+        return ValueError(f"{path}: unreadable ({type(error).__name__}: {error})")
+
+
+def _read_chunk(paths: Sequence[str | os.PathLike]) -> list[Atoms | ValueError]:
+    return [_read_or_error(path) for path in paths]
+
+
+def read_structures(
+    paths: Sequence[str | os.PathLike], *, n_jobs: int = 1, progress: bool = False
+) -> list[Atoms | ValueError]:
+    """:func:`read_structure` of every path, in order, in ``n_jobs`` processes (joblib; ``-1`` = all cores).
+
+    Returns:
+        One entry per path: the validated ``ase.Atoms``, or the ``ValueError`` that names the file and
+        why it was refused (no error of one file stops the others).
+    """
+    paths = list(paths)
+    if n_jobs == 1 or len(paths) < 2 * _MIN_FILES_PER_JOB:
+        iterator = tqdm(paths, desc="reading", unit="file", disable=not progress or len(paths) < 50)
+        return [_read_or_error(path) for path in iterator]
+    from joblib import Parallel, delayed
+
+    chunks = [paths[start : start + _MIN_FILES_PER_JOB] for start in range(0, len(paths), _MIN_FILES_PER_JOB)]
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_read_chunk)(chunk) for chunk in chunks)
+    out: list[Atoms | ValueError] = []
+    for part in tqdm(results, total=len(chunks), desc="reading", unit="chunk", disable=not progress):
+        out.extend(part)
+    return out
+
+
+#: Files per work unit of :func:`read_structures` (a few ms each: fewer, larger units keep the overhead low).
+_MIN_FILES_PER_JOB = 64
