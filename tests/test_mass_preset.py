@@ -22,7 +22,8 @@ from s2p_utils.experiment import run_experiment  # noqa: E402
 
 def test_the_mass_preset_trains_saves_and_predicts(tmp_path):
     preset = get_preset("e3nn_phdos_mass")
-    assert preset.featurizer == "pdf_mass" and preset.model.n_pdf_bins == 205 and preset.train.ensemble == 3
+    assert preset.featurizer == "pdf_mass" and preset.model.n_pdf_bins == 205 and preset.train.ensemble == 5
+    assert preset.train.member_orders and preset.train.test_time_permutations == 1
     config = replace(
         preset,
         dataset="toy",

@@ -147,23 +147,24 @@ def test_padding_atoms_do_not_change_the_output(set_model):
         np.testing.assert_allclose(run(set_model, alone), reference[row : row + 1], rtol=1e-5, atol=1e-5)
 
 
-def test_predictions_use_cut_batches(set_model):
-    """``predict_batched`` cuts the set encoder's batches to their longest crystal (same outputs)."""
-    from s2p_utils.batching import predict_batched
+def test_predictions_use_cut_batches(set_model, monkeypatch):
+    """``predict_batched`` cuts the set encoder's batches to their longest crystal (same outputs), and
+    runs them through the one traced inference function."""
+    from s2p_utils import batching
 
     widths: list[int] = []
+    traced = batching.inference_function
 
-    class Recorder:
-        inputs, layers = set_model.inputs, set_model.layers
+    def recording(model, batch):
+        widths.append(batch["tokens"].shape[1])
+        return traced(model, batch)
 
-        def __call__(self, batch, training=False):
-            widths.append(batch["tokens"].shape[1])
-            return set_model(batch, training=training)
-
+    monkeypatch.setattr(batching, "inference_function", recording)
     inputs = random_batch(np.random.default_rng(5), [3, 12, 5, 2, 8], 105, 128)
-    got = predict_batched(Recorder(), inputs, batch_size=2)
+    got = batching.predict_batched(set_model, inputs, batch_size=2)
     assert sorted(widths) == [3, 8, 12]  # lengths sorted, in pairs: (2, 3), (5, 8), (12,)
     np.testing.assert_allclose(got, run(set_model, inputs), rtol=1e-5, atol=1e-5)
+    assert batching._INFERENCE_FUNCTIONS[set_model].experimental_get_tracing_count() == 1  # one trace
 
 
 def test_dropout_acts_in_training_only(set_model):

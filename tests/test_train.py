@@ -257,3 +257,17 @@ def test_shape_loss_weights_scale_the_cdf_term_and_the_mean_term_sees_the_direct
     assert _loss("mae_cdf") is spectrum_shape_loss and _loss("mae", 3.0) == "mae"
     with pytest.raises(ValueError, match="≥ 0"):
         _loss("mae_cdf", -1.0)
+
+
+def test_weight_decay_reaches_the_optimizer_and_negative_is_refused():
+    from s2p_utils.config import TrainConfig
+    from s2p_utils.model import build_model
+    from s2p_utils.train import compile_model
+
+    model = build_model(ModelConfig(max_atoms=4, lstm_units=4, n_out=3, pdf_lstm_units=2, embedding_dim=3))
+    compile_model(model, TrainConfig(weight_decay=0.1))
+    assert model.optimizer.weight_decay == pytest.approx(0.1)
+    compile_model(model, TrainConfig())
+    assert model.optimizer.weight_decay is None
+    with pytest.raises(ValueError, match="weight_decay"):
+        compile_model(model, TrainConfig(weight_decay=-0.1))
