@@ -109,10 +109,15 @@ def main() -> None:
         "trained": record["timestamp"][:10],
         "git_commit": record.get("git_commit"),
         "seed": int(info["seed"]),
-        "command": f"S2P_DATA_MIRROR=../shared/dos_datasets .venv/bin/python benchmarks/train_plus.py --preset {config.name} --seeds {info['seed']}",
+        "command": (
+            "S2P_DATA_MIRROR=../shared/dos_datasets .venv/bin/python benchmarks/train_plus.py "
+            f"--preset {config.name} --seeds {info['seed']} --results-dir {args.results_dir}"
+        ),
         "training_minutes": float(info.get("training_seconds") or float("nan")) / 60,
         "date": dt.date.today().isoformat(),
-        "package_command": f"benchmarks/package_model.py --run {args.run} --name {args.name}",
+        "package_command": (
+            f"benchmarks/package_model.py --run {args.run} --results-dir {args.results_dir} --name {args.name}"
+        ),
         "versions": record.get("versions", {}),
     }
     dest = export_ensemble(source, args.name)

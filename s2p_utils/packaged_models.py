@@ -7,7 +7,7 @@ prediction path (:func:`s2p_utils.prediction.load_predictor`), plus a model card
 
 :func:`export_ensemble` makes one from a trained ensemble folder: the optimizer state is dropped, the
 weights are rounded to float16 precision (stored as float32, so loading is unchanged) and each ``.keras``
-archive is re-written with deflate compression (:func:`write_model_card` then adds the card); that brings a 5-member ``e3nn_phdos_plus`` ensemble from
+archive is re-written with deflate compression (:func:`write_model_card` then adds the card); that brings a 5-member phonon ensemble from
 27 MB to about 5 MB. The card's test metrics are computed *after* rounding, through
 :func:`s2p_utils.prediction.predict`, so the shipped files reproduce them (``tests/test_packaged_models.py``).
 
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 #: Model used by ``s2p predict`` when no model is named.
-DEFAULT_MODEL = "e3nn_phdos_plus"
+DEFAULT_MODEL = "e3nn_phdos_mass"
 #: Prefix of a model argument that names a packaged model.
 PREFIX = "s2p:"
 #: Where packaged models live (one sub-folder each).

@@ -191,7 +191,7 @@ def test_s2p_predict_reproduces_the_predictions_csv_of_an_e3nn_phdos_plus_run(mi
     from s2p_utils.cli import main
     from s2p_utils.data import load
 
-    dataset = load("e3nn_phdos", progress=False)
+    dataset = load("e3nn_phdos", mirror=mirror, cache_dir=tmp_path / "cache", progress=False)
     preset = get_preset("e3nn_phdos_plus")  # 4 test-time atom orders, element descriptors, pdf × 0.25
     config = replace(preset, train=replace(preset.train, ensemble=2))
     result = run_experiment(config, dataset=dataset, results_dir=tmp_path, seed=1, smoke=True, epochs=1)

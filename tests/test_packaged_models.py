@@ -72,13 +72,13 @@ def test_s2p_predict_without_a_model_uses_the_packaged_ensemble(mirror, tmp_path
 
 
 def test_unknown_packaged_model_is_a_clear_error():
-    with pytest.raises(ValueError, match="no packaged model 'nope'.*e3nn_phdos_plus"):
+    with pytest.raises(ValueError, match="no packaged model 'nope'.*e3nn_phdos_mass"):
         packaged_models.packaged_model_path("nope")
     assert main(["predict", "s2p:nope", "x.cif"]) == 2
 
 
 def test_looks_like_model():
-    assert packaged_models.looks_like_model("s2p:e3nn_phdos_plus")
+    assert packaged_models.looks_like_model("s2p:e3nn_phdos_mass")
     assert packaged_models.looks_like_model("authors:edosBulk_pdf")
     assert packaged_models.looks_like_model("run/model.keras") and packaged_models.looks_like_model("w.h5")
     assert not packaged_models.looks_like_model("crystal.cif")

@@ -5,7 +5,7 @@
 ``s2p featurize FILES... --out F.npz``        per-atom PDFs and tokens for structure files
 ``s2p train PRESET``                           train (and evaluate) one preset, results under results/
 ``s2p predict [MODEL] FILES... --out F.csv``   spectra for any crystal files (default model: the packaged
-                                               e3nn_phdos_plus phonon-DOS ensemble, with σ)
+                                               e3nn_phdos_mass phonon-DOS ensemble, with σ)
 ``s2p reproduce [--datasets ...]``             run the notebooks headless, write results/README.md
 ``s2p docs``                                   a static site of the executed notebooks (results/site)
 
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="optional model, then structure files (CIF, POSCAR, extxyz, pymatgen JSON, ...). MODEL: a saved "
         ".keras model, an ensemble folder of member*.keras (adds a calibrated std column), an authors' legacy "
         ".h5, authors:NAME (a published model) or s2p:NAME (a model shipped with the package; see "
-        "`s2p models list`); default s2p:e3nn_phdos_plus, the packaged phonon-DOS ensemble",
+        "`s2p models list`); default s2p:e3nn_phdos_mass, the packaged phonon-DOS ensemble",
     )
     predict.add_argument(
         "--out",
