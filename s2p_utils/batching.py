@@ -17,6 +17,7 @@ Arrays follow :func:`s2p_utils.inputs.model_inputs`: ``pdf`` float32 ``(n, max_a
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Iterator
 
@@ -168,6 +169,10 @@ def evaluation_batches(inputs: dict[str, np.ndarray], batch_size: int, bucketed:
 _INFERENCE_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _call_for_inference(model, inputs):
+    return model(inputs, training=False)
+
+
 def inference_function(model, batch: dict[str, np.ndarray]):
     """``model(batch, training=False)`` as one traced TensorFlow graph per model, reused for every batch.
 
@@ -189,7 +194,9 @@ def inference_function(model, batch: dict[str, np.ndarray]):
             return tf.TensorSpec(shape, tf.as_dtype(array.dtype), name=name)
 
         signature = {name: spec(name, array) for name, array in batch.items()}
-        function = tf.function(lambda inputs: model(inputs, training=False), input_signature=[signature])
+        # A partial per model (not a lambda): TensorFlow groups traces by code object, so one lambda traced
+        # once per ensemble member would be reported as "excessive retracing".
+        function = tf.function(functools.partial(_call_for_inference, model), input_signature=[signature])
         _INFERENCE_FUNCTIONS[model] = function
     return function
 

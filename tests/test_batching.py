@@ -188,3 +188,23 @@ def test_first_order_shifts_the_test_time_orders_and_member_orders_give_each_mem
         outputs = predictor.member_outputs(inputs, batch_size=3)
         for member, want in enumerate(expected):
             np.testing.assert_allclose(outputs[member], want, atol=2e-6)
+
+
+def test_an_ensemble_predicts_without_retracing_warnings(caplog):
+    """Each member is traced once into its own function; TensorFlow's "excessive retracing" warning (which
+    groups traces by Python code object) must not fire for a 6-member ensemble."""
+    import logging
+
+    import keras
+
+    from s2p_utils import batching
+    from s2p_utils.model import build_model
+
+    keras.utils.set_random_seed(3)
+    members = [build_model(TINY) for _ in range(6)]
+    inputs = _inputs([2, 5, 9, 3], seed=1)
+    with caplog.at_level(logging.WARNING):
+        outputs = [predict_batched(member, inputs, batch_size=2) for member in members]
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+    assert all(batching._INFERENCE_FUNCTIONS[m].experimental_get_tracing_count() == 1 for m in members)
+    assert not np.allclose(outputs[0], outputs[1])  # distinct members, each on its own trace
