@@ -28,9 +28,13 @@ from s2p_utils.pdf import FEATURIZER_VERSION, bin_count, mass_weighted_pdf_chunk
 
 __all__ = ["METHODS", "featurize", "save_ragged_npz"]
 
-METHODS = ("pdf", "simple_rdf", "pdf_mass")
+METHODS = ("pdf", "simple_rdf", "pdf_mass", "pdf_mass_freq")
 """The featurizers: ``"pdf"`` (:func:`s2p_utils.pdf.atomic_pdf`), ``"simple_rdf"`` (:func:`s2p_utils.pdf.simple_rdf`),
-``"pdf_mass"`` (g(r) and its mass-weighted twin, :func:`s2p_utils.pdf.mass_weighted_pdf_chunk`; no legacy form)."""
+``"pdf_mass"`` (g(r) and its mass-weighted twin, :func:`s2p_utils.pdf.mass_weighted_pdf_chunk`; no legacy form),
+``"pdf_mass_freq"`` (those two and the 1/√mass-weighted g(r): 3 blocks; no legacy form)."""
+
+#: Mass powers of the weighted g(r) blocks each mass featurizer appends to g(r).
+MASS_POWERS = {"pdf_mass": (1.0,), "pdf_mass_freq": (1.0, -0.5)}
 
 _MAX_CHUNK_ATOMS = 4096  # atoms per work unit (memory ~ atoms × 200 pairs × 24 bytes)
 
@@ -54,8 +58,10 @@ def _run_chunk(
     options = dict(options)
     method = options.pop("method")
     legacy = options.pop("legacy")
-    if method == "pdf_mass":
-        return mass_weighted_pdf_chunk(systems, masses, first_index=first_index, **options)
+    if method in MASS_POWERS:
+        return mass_weighted_pdf_chunk(
+            systems, masses, first_index=first_index, mass_powers=MASS_POWERS[method], **options
+        )
     if method == "pdf":
         return pdf_chunk(systems, legacy=legacy, first_index=first_index, **options)
     return simple_rdf_chunk(systems, periodic=not legacy, first_index=first_index, **options)
@@ -141,8 +147,8 @@ def featurize(
     """
     if method not in METHODS:
         raise ValueError(f"unknown featurization method {method!r}; choose one of {METHODS}")
-    if method == "pdf_mass" and legacy:
-        raise ValueError("the mass-weighted PDF ('pdf_mass') has no legacy form")
+    if method in MASS_POWERS and legacy:
+        raise ValueError(f"the mass-weighted PDF ({method!r}) has no legacy form")
     structures = list(structures)
     systems = [as_system(atoms, f"structure {k}") for k, atoms in enumerate(structures)]
     masses = [np.asarray(atoms.get_masses(), dtype=np.float64) for atoms in structures]

@@ -252,25 +252,33 @@ def mass_weighted_pdf_chunk(
     bin_width: float,
     sigma_bins: float,
     first_index: int = 0,
+    mass_powers: Sequence[float] = (1.0,),
 ) -> list[np.ndarray]:
-    """The corrected per-atom g(r) beside its mass-weighted twin: float64 ``(n_atoms_i, 2·n_bins)``.
+    """The corrected per-atom g(r) beside mass-weighted twins: float64 ``(n_atoms_i, (1 + P)·n_bins)``.
 
-    Columns ``0…n_bins−1`` are :func:`atomic_pdf` (``legacy=False``); columns ``n_bins…`` count each
-    neighbour ``j`` with weight ``m_j / m̄`` (``m̄`` the structure's mean atomic mass), normalised the
-    same way, so they equal the first block for an element crystal and tell which shells hold heavy or
-    light atoms otherwise — the mass information that sets phonon frequencies (not in the paper; the
-    ``e3nn_phdos`` levers in ``benchmarks/README.md``). ``masses``: amu ``(n_atoms_i,)`` per structure.
+    Columns ``0…n_bins−1`` are :func:`atomic_pdf` (``legacy=False``); block ``k`` of the ``P =
+    len(mass_powers)`` further blocks counts each neighbour ``j`` with weight ``m_j^p / mean(m^p)``
+    (``p = mass_powers[k]``, the mean over the structure's atoms), normalised the same way, so every block
+    equals the first for an element crystal and tells which shells hold heavy or light atoms otherwise —
+    the mass information that sets phonon frequencies (not in the paper; the ``e3nn_phdos`` levers in
+    ``benchmarks/README.md``). ``p = 1`` weights by mass (featurizer ``"pdf_mass"``); ``p = −½`` by
+    ``1/√m``, the scale of a light atom's frequency (``"pdf_mass_freq"`` adds it: for crystals of three or
+    more elements it is not a linear combination of the other two blocks). ``masses``: amu
+    ``(n_atoms_i,)`` per structure.
     """
     n_bins = bin_count(r_max, bin_width)
     pairs = HalfPairs(systems, r_max + _CUTOFF_MARGIN, first_index)
     keep = pairs.distances < r_max
     bins = _corrected_bins(pairs.distances, bin_width, n_bins)
-    relative = np.concatenate([np.asarray(m, dtype=np.float64) / np.mean(m) for m in masses])
-    blocks = [pairs.bincount(bins, keep, n_bins), pairs.weighted_bincount(bins, keep, n_bins, relative)]
+    blocks = [pairs.bincount(bins, keep, n_bins)]
+    for power in mass_powers:
+        scaled = [np.asarray(m, dtype=np.float64) ** float(power) for m in masses]
+        relative = np.concatenate([m / np.mean(m) for m in scaled])
+        blocks.append(pairs.weighted_bincount(bins, keep, n_bins, relative))
     rows = np.stack([_per_density(c, systems, pairs.atom_offsets, r_max, bin_width) for c in blocks], axis=1)
-    if sigma_bins > 0:  # each block smoothed along its own bins: (atoms, 2, n_bins)
+    if sigma_bins > 0:  # each block smoothed along its own bins: (atoms, 1 + P, n_bins)
         rows = gaussian_filter1d(rows, sigma_bins, axis=-1, mode="nearest", truncate=4.0)
-    rows = rows.reshape(len(rows), 2 * n_bins)
+    rows = rows.reshape(len(rows), len(blocks) * n_bins)
     return _split_rows(rows, pairs.atom_offsets)
 
 

@@ -486,3 +486,39 @@ def test_mass_weighted_pdf_equals_g_of_r_for_an_element_and_tells_heavy_from_lig
     assert weighted[1, first_shell] / plain[1, first_shell] == pytest.approx(na / mean_mass, rel=0.02)
     with pytest.raises(ValueError, match="no legacy form"):
         featurize([salt], method="pdf_mass", legacy=True, progress=False)
+
+
+def test_pdf_mass_freq_adds_the_inverse_sqrt_mass_block_which_separates_a_ternary():
+    """``pdf_mass_freq``: g(r), the mass-weighted and the 1/√m-weighted g(r); for three elements the third
+    block is not a linear combination of the first two (it is for one or two elements)."""
+    from ase import Atoms
+    from ase.build import bulk
+
+    copper = bulk("Cu", "fcc", a=3.61)
+    blocks = np.split(featurize([copper], method="pdf_mass_freq", progress=False)[0], 3, axis=1)
+    for block in blocks[1:]:
+        np.testing.assert_allclose(block, blocks[0], rtol=1e-12, atol=1e-12)
+    salt = bulk("NaCl", "rocksalt", a=5.64)
+    two = featurize([salt], method="pdf_mass", progress=False)[0]
+    plain, weighted, light = np.split(featurize([salt], method="pdf_mass_freq", progress=False)[0], 3, axis=1)
+    np.testing.assert_allclose(np.hstack([plain, weighted]), two, rtol=1e-12, atol=1e-12)
+    first_shell = int(2.82 / 0.1)
+    inverse = 1 / np.sqrt(salt.get_masses())
+    assert light[0, first_shell] / plain[0, first_shell] == pytest.approx(
+        inverse[1] / inverse.mean(), rel=0.02
+    )
+
+    def rank(structure) -> int:  # rank of the atoms' rows of the three blocks, stacked as vectors
+        g, m, f = np.split(featurize([structure], method="pdf_mass_freq", progress=False)[0], 3, axis=1)
+        return np.linalg.matrix_rank(np.stack([g.ravel(), m.ravel(), f.ravel()]), tol=1e-8 * np.abs(g).max())
+
+    assert rank(salt) == 2
+    perovskite = Atoms(  # cubic SrTiO3: Sr corner, Ti centre, O face centres
+        "SrTiO3",
+        scaled_positions=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)],
+        cell=[3.9, 3.9, 3.9],
+        pbc=True,
+    )
+    assert rank(perovskite) == 3
+    with pytest.raises(ValueError, match="no legacy form"):
+        featurize([salt], method="pdf_mass_freq", legacy=True, progress=False)
