@@ -11,7 +11,8 @@ Each ``key=value`` overrides a field of the preset's ``ModelConfig``, ``TrainCon
 One JSON line per run (every validation score of :func:`s2p_utils.metrics.spectrum_metrics`, prefixed
 ``val_``) is appended to ``--log`` (default ``benchmarks/out/levers_val.jsonl``). ``levers.py --table``
 prints that log as the markdown table of ``benchmarks/README.md`` and applies the selection rule,
-:data:`RULE`: the lowest mean rank over :data:`RANKED` (validation only; ties → lower MSE).
+:data:`RULE`: the lowest mean rank over :data:`RANKED` (validation only; ties → lower MSE). Runs of the same
+overrides with other ``--seed`` values are averaged into one row (column ``seeds``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,16 @@ def table(log: Path) -> str:
     import pandas as pd
 
     rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-    frame = pd.DataFrame(rows).drop_duplicates("name", keep="last").set_index("name")
+    frame = pd.DataFrame(rows).drop_duplicates("name", keep="last")
+    # One row per configuration (the same overrides): scores averaged over its seeds, named by its first run.
+    frame["config"] = frame["overrides"].map(lambda items: " ".join(items))
+    frame["seed"] = frame.get("seed", 0)
+    frame = frame.sort_values("seed", kind="stable")
+    numeric = [c for c in frame.columns if c.startswith("val_") or c in ("epochs", "minutes")]
+    grouped = frame.groupby("config", sort=False)
+    frame = grouped[numeric].mean().join(grouped["name"].first()).join(grouped["overrides"].first())
+    frame["seeds"] = grouped.size()
+    frame = frame.set_index("name")
     frame["mean_rank"] = frame[list(RANKED)].rank(method="average").mean(axis=1)
     frame = frame.sort_values(["mean_rank", "val_mse_renorm"])
     columns = [
@@ -50,6 +60,7 @@ def table(log: Path) -> str:
         ("val_r2_pooled_renorm", "R² pooled (max-renorm.)", 3),
         ("val_r2", "R² var.-weighted", 3),
         ("mean_rank", "mean rank", 2),
+        ("seeds", "seeds", 0),
         ("epochs", "epochs", 0),
         ("minutes", "minutes", 1),
     ]

@@ -22,7 +22,9 @@ from s2p_utils.experiment import run_experiment  # noqa: E402
 
 def test_the_mass_preset_trains_saves_and_predicts(tmp_path):
     preset = get_preset("e3nn_phdos_mass")
-    assert preset.featurizer == "pdf_mass" and preset.model.n_pdf_bins == 205 and preset.train.ensemble == 5
+    assert (
+        preset.featurizer == "pdf_mass_freq" and preset.model.n_pdf_bins == 305 and preset.train.ensemble == 5
+    )
     assert preset.train.member_orders and preset.train.test_time_permutations == 1
     config = replace(
         preset,
@@ -33,13 +35,14 @@ def test_the_mass_preset_trains_saves_and_predicts(tmp_path):
     )
     dataset = toy_dataset()
     result = run_experiment(config, dataset=dataset, results_dir=tmp_path, epochs=1, smoke=False)
-    assert result.inputs["pdf"].shape[1:] == (4, 205)
-    # the mass-weighted block differs from g(r) for the two-element crystals (NaCl, MgO), not for Cu or Si
-    plain, weighted = result.inputs["pdf"][..., :100], result.inputs["pdf"][..., 100:200]
+    assert result.inputs["pdf"].shape[1:] == (4, 305)
+    # the mass-weighted blocks differ from g(r) for the two-element crystals (NaCl, MgO), not for Cu or Si
+    plain = result.inputs["pdf"][..., :100]
     formulas = [dataset.formulas[i] for i in result.data.rows]
-    for k, formula in enumerate(formulas):
-        same = np.allclose(plain[k], weighted[k], atol=1e-9)
-        assert same == (formula in ("Cu", "Si2")), formula
+    for weighted in (result.inputs["pdf"][..., 100:200], result.inputs["pdf"][..., 200:300]):
+        for k, formula in enumerate(formulas):
+            same = np.allclose(plain[k], weighted[k], atol=1e-9)
+            assert same == (formula in ("Cu", "Si2")), formula
     path = tmp_path / "crystal.traj"
     write(path, dataset.structures[result.data.parts["test"][0]])
     out = tmp_path / "predicted.csv"
