@@ -132,7 +132,9 @@ class ExperimentConfig:
     dataset: str
     model: ModelConfig
     train: TrainConfig = field(default_factory=TrainConfig)
-    featurizer: str = "pdf"  # "pdf" (ASE-style per-atom PDF) or "simple_rdf" (unit-cell-only RDF)
+    featurizer: str = (
+        "pdf"  # "pdf" (per-atom PDF), "simple_rdf", "pdf_mass", "pdf_mass_freq" (featurize.METHODS)
+    )
     element_descriptors: bool = False  # append mass/radius/period descriptors to every PDF row
     pdf_scale: float = (
         1.0  # multiplies the PDF values (g(r) peaks reach ~10; 0.25 keeps LSTM gates unsaturated)

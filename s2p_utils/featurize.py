@@ -125,8 +125,9 @@ def featurize(
 
     Args:
         structures: ``ase.Atoms`` crystals (positions in Å).
-        method: ``"pdf"`` (:func:`s2p_utils.pdf.atomic_pdf`) or ``"simple_rdf"``
-            (:func:`s2p_utils.pdf.simple_rdf`).
+        method: one of :data:`METHODS`: ``"pdf"`` (:func:`s2p_utils.pdf.atomic_pdf`), ``"simple_rdf"``
+            (:func:`s2p_utils.pdf.simple_rdf`), ``"pdf_mass"`` or ``"pdf_mass_freq"`` (g(r) with 1 or 2
+            mass-weighted blocks, :func:`s2p_utils.pdf.mass_weighted_pdf_chunk`).
         legacy: the authors' original recipe. For ``"pdf"`` the bit-exact legacy PDF; for
             ``"simple_rdf"`` the original without periodic images (``periodic=False``), while
             ``legacy=False`` counts periodic images.
