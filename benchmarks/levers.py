@@ -31,6 +31,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 #: Validation columns the choice ranks on (lower is better): Mat2Spec's Table 1 columns that are not
 #: functions of one another (pooled R² is 1 − MSE/Var, so it is left out), plus the paper's raw MAE.
 RANKED = ("val_mse_renorm", "val_mae_renorm", "val_mae", "val_wasserstein", "val_omega_mae")
+#: Preset the overrides apply to unless ``--preset`` names another (and of log lines that predate its logging).
+DEFAULT_PRESET = "e3nn_phdos_plus"
 RULE = "lowest mean rank over validation MSE (max-renorm.), MAE (max-renorm.), raw MAE, W₁ and ω̄ error"
 
 
@@ -40,15 +42,19 @@ def table(log: Path) -> str:
 
     rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
     frame = pd.DataFrame(rows).drop_duplicates("name", keep="last")
-    # One row per configuration (the same overrides): scores averaged over its seeds, named by its first run.
-    frame["config"] = frame["overrides"].map(lambda items: " ".join(items))
-    frame["seed"] = frame.get("seed", 0)
+    # One row per configuration (the same preset and overrides): scores averaged over its seeds, named by its
+    # first run. Lines written before the preset was logged ran on DEFAULT_PRESET.
+    frame["preset"] = frame.get("preset", pd.Series(index=frame.index, dtype=object)).fillna(DEFAULT_PRESET)
+    frame["config"] = [
+        " ".join(([] if preset == DEFAULT_PRESET else [f"--preset {preset}"]) + list(overrides))
+        for preset, overrides in zip(frame["preset"], frame["overrides"], strict=True)
+    ]
     frame = frame.sort_values("seed", kind="stable")
     numeric = [c for c in frame.columns if c.startswith("val_") or c in ("epochs", "minutes")]
     grouped = frame.groupby("config", sort=False)
-    frame = grouped[numeric].mean().join(grouped["name"].first()).join(grouped["overrides"].first())
+    frame = grouped[numeric].mean().join(grouped["name"].first())
     frame["seeds"] = grouped.size()
-    frame = frame.set_index("name")
+    frame = frame.reset_index().set_index("name")
     frame["mean_rank"] = frame[list(RANKED)].rank(method="average").mean(axis=1)
     frame = frame.sort_values(["mean_rank", "val_mse_renorm"])
     columns = [
@@ -71,7 +77,7 @@ def table(log: Path) -> str:
     for k, (name, row) in enumerate(frame.iterrows()):
         cells = [f"{row[key]:.{digits}f}" for key, _, digits in columns]
         label = f"**{name}** (chosen)" if k == 0 else name
-        lines.append(f"| {label} | {' '.join(row['overrides']) or '–'} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | {row['config'] or '–'} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -87,7 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", nargs="?", help="label of this configuration (also the run name)")
     parser.add_argument("overrides", nargs="*", help="key=value settings to change")
-    parser.add_argument("--preset", default="e3nn_phdos_plus")
+    parser.add_argument("--preset", default=DEFAULT_PRESET)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results-dir", default="benchmarks/out/levers")
     parser.add_argument("--log", default="benchmarks/out/levers_val.jsonl")
@@ -136,6 +142,7 @@ def main() -> None:
     }
     line = {
         "name": args.name,
+        "preset": args.preset,
         "overrides": args.overrides,
         "seed": args.seed,
         **scores,
