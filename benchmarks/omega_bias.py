@@ -26,13 +26,10 @@ def stretch(grid: np.ndarray, spectra: np.ndarray, factors: np.ndarray) -> np.nd
     return np.stack([np.interp(grid / s, grid, p, right=0.0) for p, s in zip(spectra, factors, strict=True)])
 
 
-def omega_line(grid: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """``(a, b)`` of the least-squares line ω̄(y) ≈ a·ω̄(p) + b (cm⁻¹)."""
-    from s2p_utils.metrics import mean_frequency
-
-    omega_p = mean_frequency(grid, p)
-    design = np.vstack([omega_p, np.ones_like(omega_p)]).T
-    return np.linalg.lstsq(design, mean_frequency(grid, y), rcond=None)[0]
+def omega_line(omega_true: np.ndarray, omega_pred: np.ndarray) -> np.ndarray:
+    """``(a, b)`` of the least-squares line ω̄_true ≈ a·ω̄_pred + b (cm⁻¹, arrays ``(n,)``)."""
+    design = np.vstack([omega_pred, np.ones_like(omega_pred)]).T
+    return np.linalg.lstsq(design, omega_true, rcond=None)[0]
 
 
 def main() -> None:
@@ -51,14 +48,15 @@ def main() -> None:
     grid = np.asarray(data.grids(), dtype=np.float64)
     y = np.asarray(data.dataset.targets[rows], dtype=np.float64)
     p = np.asarray(load_predictor(args.model).predict([data.dataset.structures[i] for i in rows]).mean)
-    error = mean_frequency(grid, p) - mean_frequency(grid, y)
+    omega_true, omega_pred = mean_frequency(grid, y), mean_frequency(grid, p)
+    error = omega_pred - omega_true
     print(f"validation crystals: {len(rows)}; model {args.model}")
     print(
         f"signed ω̄ error (pred − true): mean {np.nanmean(error):+.2f} cm⁻¹, median {np.nanmedian(error):+.2f}"
     )
     quantiles = np.nanpercentile(np.abs(error), [50, 75, 90, 100])
     print("|ω̄ error| quantiles 50/75/90/100 %: " + " / ".join(f"{q:.1f}" for q in quantiles) + " cm⁻¹")
-    a, b = omega_line(grid, y, p)
+    a, b = omega_line(omega_true, omega_pred)
     print(f"ω̄_true ≈ {a:.4f} · ω̄_pred {b:+.2f} cm⁻¹ (all validation crystals)")
 
     def scores(prediction: np.ndarray) -> str:
@@ -72,8 +70,8 @@ def main() -> None:
         halves = np.array_split(rng.permutation(len(rows)), 2)
         stretched = p.copy()
         for fit_half, apply_half in ((halves[0], halves[1]), (halves[1], halves[0])):
-            a, b = omega_line(grid, y[fit_half], p[fit_half])
-            omega_p = mean_frequency(grid, p[apply_half])
+            a, b = omega_line(omega_true[fit_half], omega_pred[fit_half])
+            omega_p = omega_pred[apply_half]
             stretched[apply_half] = stretch(grid, p[apply_half], (a * omega_p + b) / omega_p)
         print(f"| stretched, 2-fold halving {repeat} | {scores(stretched)} |")
 
