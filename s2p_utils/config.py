@@ -132,9 +132,8 @@ class ExperimentConfig:
     dataset: str
     model: ModelConfig
     train: TrainConfig = field(default_factory=TrainConfig)
-    featurizer: str = (
-        "pdf"  # "pdf" (per-atom PDF), "simple_rdf", "pdf_mass", "pdf_mass_freq" (featurize.METHODS)
-    )
+    # "pdf" (per-atom PDF), "simple_rdf", "pdf_mass" or "pdf_mass_freq" (s2p_utils.featurize.METHODS)
+    featurizer: str = "pdf"
     element_descriptors: bool = False  # append mass/radius/period descriptors to every PDF row
     pdf_scale: float = (
         1.0  # multiplies the PDF values (g(r) peaks reach ~10; 0.25 keeps LSTM gates unsaturated)
@@ -321,8 +320,8 @@ PRESETS["e3nn_phdos_mass"] = replace(
         "its g(r), the same g(r) with each neighbour weighted by its mass and by 1/sqrt(mass) (each over the "
         "crystal's mean; which shells hold heavy or light atoms, what sets phonon frequencies) and 5 element "
         "descriptors, read by the paper's BiLSTM + element embedding + structure LSTM; atom-order augmentation, "
-        "the spectrum-shape loss, Adam at 3e-3, validation early stopping and a 5-member seed ensemble (each member averaging two atom "
-        "orders of its own) with calibrated spread."
+        "the spectrum-shape loss, Adam at 3e-3, validation early stopping and a 5-member seed ensemble (each "
+        "member averaging two atom orders of its own) with calibrated spread."
     ),
 )
 
