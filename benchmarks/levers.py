@@ -36,8 +36,12 @@ DEFAULT_PRESET = "e3nn_phdos_plus"
 RULE = "lowest mean rank over validation MSE (max-renorm.), MAE (max-renorm.), raw MAE, W₁ and ω̄ error"
 
 
-def table(log: Path) -> str:
-    """The lever log as a markdown table, ranked by :data:`RULE`, the chosen row in bold."""
+def table(log: Path, min_seeds: int = 1) -> str:
+    """The lever log as a markdown table, ranked by :data:`RULE`, the chosen row in bold.
+
+    Only configurations run with at least ``min_seeds`` seeds are ranked (seed spread is as large as most
+    lever effects, so a single lucky seed must not win); the others follow, unranked (mean rank ``–``).
+    """
     import pandas as pd
 
     rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -55,8 +59,9 @@ def table(log: Path) -> str:
     frame = grouped[numeric].mean().join(grouped["name"].first())
     frame["seeds"] = grouped.size()
     frame = frame.reset_index().set_index("name")
-    frame["mean_rank"] = frame[list(RANKED)].rank(method="average").mean(axis=1)
-    frame = frame.sort_values(["mean_rank", "val_mse_renorm"])
+    ranked = frame["seeds"] >= min_seeds
+    frame["mean_rank"] = frame.loc[ranked, list(RANKED)].rank(method="average").mean(axis=1)
+    frame = frame.sort_values(["mean_rank", "val_mse_renorm"], na_position="last")
     columns = [
         ("val_mse_renorm", "MSE (max-renorm.)", 4),
         ("val_mae_renorm", "MAE (max-renorm.)", 4),
@@ -75,8 +80,8 @@ def table(log: Path) -> str:
         "|---|---|" + "---|" * len(columns),
     ]
     for k, (name, row) in enumerate(frame.iterrows()):
-        cells = [f"{row[key]:.{digits}f}" for key, _, digits in columns]
-        label = f"**{name}** (chosen)" if k == 0 else name
+        cells = ["–" if pd.isna(row[key]) else f"{row[key]:.{digits}f}" for key, _, digits in columns]
+        label = f"**{name}** (chosen)" if k == 0 and not pd.isna(row["mean_rank"]) else name
         lines.append(f"| {label} | {row['config'] or '–'} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -98,9 +103,12 @@ def main() -> None:
     parser.add_argument("--results-dir", default="benchmarks/out/levers")
     parser.add_argument("--log", default="benchmarks/out/levers_val.jsonl")
     parser.add_argument("--table", action="store_true", help="print the log as a ranked markdown table")
+    parser.add_argument(
+        "--min-seeds", type=int, default=1, help="with --table: rank only configurations with this many seeds"
+    )
     args = parser.parse_args()
     if args.table:
-        print(table(Path(args.log)), end="")
+        print(table(Path(args.log), args.min_seeds), end="")
         return
     if not args.name:
         parser.error("a configuration name is needed (or --table)")

@@ -63,6 +63,7 @@ def cut_batch(
     bucketed: bool = True,
     permutation_rng: np.random.Generator | None = None,
     order_keys: np.ndarray | None = None,
+    atom_dropout: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Rows ``rows`` of ``inputs``, sequence inputs cut to the longest member when ``bucketed``.
 
@@ -70,7 +71,13 @@ def cut_batch(
     the ``pdf`` and ``tokens`` of that row; padding stays at the end). With ``order_keys`` (float
     ``(max_atoms,)``) instead, a row of ``m`` atoms is put in the order ``argsort(order_keys[:m])``: a
     fixed function of the keys and ``m``, so a structure gets the same order whatever batch it is in.
+    ``atom_dropout`` (training only, with ``permutation_rng``): after the shuffle a row of ``m`` atoms keeps
+    its first ``max(1, Binomial(m, 1 − atom_dropout))`` atoms, a random subset; the others become padding.
     """
+    if not 0 <= atom_dropout < 1:
+        raise ValueError(f"atom_dropout must be in [0, 1), got {atom_dropout}")
+    if atom_dropout and permutation_rng is None:
+        raise ValueError("atom_dropout needs permutation_rng (a random subset follows a random order)")
     batch = {name: np.asarray(array[rows]) for name, array in inputs.items()}
     lengths = atom_counts(batch["tokens"])
     if bucketed and "grid" not in batch:
@@ -85,6 +92,10 @@ def cut_batch(
                 order = permutation_rng.permutation(int(length))
             for name in SEQUENCE_INPUTS:
                 batch[name][k, :length] = batch[name][k, order]
+            if atom_dropout:
+                kept = max(1, int(permutation_rng.binomial(int(length), 1.0 - atom_dropout)))
+                for name in SEQUENCE_INPUTS:
+                    batch[name][k, kept:length] = 0
     return batch
 
 
@@ -97,11 +108,13 @@ def epoch_batches(
     epoch: int,
     bucketed: bool,
     permute_atoms: bool = False,
+    atom_dropout: float = 0.0,
 ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
     """The training batches of one epoch; a fixed function of ``(seed, epoch)`` (resumable).
 
     Unbucketed: rows in ``default_rng([seed, epoch]).permutation(n)`` order, padded to ``max_atoms``
-    (the original recipe). Bucketed: :func:`bucketed_order` with the same generator.
+    (the original recipe). Bucketed: :func:`bucketed_order` with the same generator. ``atom_dropout``
+    (needs ``permute_atoms``): see :func:`cut_batch`.
     """
     rng = np.random.default_rng([seed, epoch])
     n = len(targets)
@@ -112,7 +125,10 @@ def epoch_batches(
         batches = [order[start : start + batch_size] for start in range(0, n, batch_size)]
     permutation_rng = np.random.default_rng([seed, epoch, 1]) if permute_atoms else None
     for rows in batches:
-        yield cut_batch(inputs, rows, bucketed=bucketed, permutation_rng=permutation_rng), targets[rows]
+        batch = cut_batch(
+            inputs, rows, bucketed=bucketed, permutation_rng=permutation_rng, atom_dropout=atom_dropout
+        )
+        yield batch, targets[rows]
 
 
 def batch_dataset(
@@ -125,6 +141,7 @@ def batch_dataset(
     last_epoch: int,
     bucketed: bool,
     permute_atoms: bool = False,
+    atom_dropout: float = 0.0,
 ):
     """``tf.data.Dataset`` of the training batches of epochs ``first_epoch .. last_epoch - 1``, in order.
 
@@ -144,6 +161,7 @@ def batch_dataset(
                 epoch=epoch,
                 bucketed=bucketed,
                 permute_atoms=permute_atoms,
+                atom_dropout=atom_dropout,
             )
 
     def spec(array: np.ndarray, name: str):

@@ -188,7 +188,17 @@ def build_inputs(
 def fit_scaler(config: ExperimentConfig, recipe: Recipe, data: ExperimentData) -> TargetScaler | None:
     """The target scaler of ``config.train.target_scaling`` (``None`` for ``"none"``), fitted on the
     training rows, or with ``recipe.scaler_fit_on == "all_rows"`` on every row of the dataset, test rows
-    included (the notebooks' ``scaler.fit_transform`` on the whole array; in smoke mode every selected row)."""
+    included (the notebooks' ``scaler.fit_transform`` on the whole array; in smoke mode every selected row).
+
+    Raises:
+        ValueError: ``output_norm="max"`` (a network whose spectra peak at 1) with a target scaler, which
+            would put the targets on another scale.
+    """
+    if config.model.output_norm != "none" and config.train.target_scaling != "none":
+        raise ValueError(
+            f"output_norm={config.model.output_norm!r} predicts spectra on the targets' own max-normalised "
+            f"scale; it needs target_scaling='none', got {config.train.target_scaling!r}"
+        )
     if recipe.scaler_fit_on == "all_rows":
         rows = data.rows if data.smoke else np.arange(len(data.dataset))
     else:

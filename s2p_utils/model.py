@@ -7,6 +7,12 @@ Architecture (layer names in backticks)::
     grid (n_out,) ─ Dense(max_atoms) `grid_dense` ─ Reshape `grid_reshape` ─ Dropout `grid_dropout` ┘  (optional)
         ─ LSTM(H) `structure_lstm` (mask = tokens != 0, `atom_mask`) ─ Dense(n_out, relu) `dos`
 
+Options beyond the paper (:class:`s2p_utils.config.ModelConfig`): ``output_norm="max"`` appends
+``MaxNormalize`` `dos_max_norm` (each spectrum divided by its own peak; preset ``e3nn_phdos_mass``);
+``readout="atom_mean"`` replaces the structure LSTM and `dos` by ``Bidirectional(LSTM(H/2, seq))``
+`structure_bilstm` ─ Dense(n_out) `atom_dos` on every atom ─ ``MaskedMean`` `dos` over the real atoms;
+``pdf_noise`` adds ``GaussianNoise`` `pdf_noise` (training only) after the PDF masking.
+
 ``structure_encoder="set"`` (preset ``e3nn_phdos_set``; not in the paper) replaces the atom-sequence LSTM by an
 encoder that does not see the order of the atoms; every per-atom layer acts on each atom on its own::
 
@@ -126,7 +132,58 @@ class MaskedPooling(keras.layers.Layer):
         return keras.KerasTensor((features.shape[0], 2 * features.shape[-1]), dtype=features.dtype)
 
 
+@keras.saving.register_keras_serializable(package="s2p")
+class MaskedMean(keras.layers.Layer):
+    """Mean over the real atoms: ``[per_atom (batch, atoms, d), atom_mask (batch, atoms)]`` → ``(batch, d)``.
+
+    A crystal without any real atom gives zeros. The atom mask is an explicit input; the Keras mask that
+    arrives with ``per_atom`` is consumed here (the output has no atom axis left to mask).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def call(self, inputs):
+        per_atom, atom_mask = inputs
+        weights = keras.ops.cast(keras.ops.expand_dims(atom_mask, -1), per_atom.dtype)  # (batch, atoms, 1)
+        count = keras.ops.sum(weights, axis=1)  # (batch, 1)
+        return keras.ops.sum(per_atom * weights, axis=1) / keras.ops.maximum(count, 1.0)
+
+    def compute_output_spec(self, inputs):
+        per_atom, _ = inputs
+        return keras.KerasTensor((per_atom.shape[0], per_atom.shape[-1]), dtype=per_atom.dtype)
+
+
+@keras.saving.register_keras_serializable(package="s2p")
+class MaxNormalize(keras.layers.Layer):
+    """Each spectrum divided by its own maximum: ``(batch, n_out)`` → ``(batch, n_out)``, max 1.
+
+    The scale the Table 1 columns are scored on (max-renormalised spectra) and that the e3nn targets already
+    have; a spectrum whose maximum is below ``floor`` is divided by ``floor`` instead (no division by 0).
+    """
+
+    def __init__(self, floor: float = 1e-3, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.floor = float(floor)
+
+    def call(self, spectra):
+        peak = keras.ops.max(spectra, axis=-1, keepdims=True)
+        return spectra / keras.ops.maximum(peak, self.floor)
+
+    def compute_output_spec(self, spectra):
+        return keras.KerasTensor(spectra.shape, dtype=spectra.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "floor": self.floor}
+
+
 ENCODERS = ("lstm", "set")
+OUTPUT_NORMS = ("none", "max")
+READOUTS = ("last", "atom_mean")
 
 
 @functools.lru_cache(maxsize=1)
@@ -186,6 +243,15 @@ def build_model(
     cfg = model_config_of(preset_or_config)
     if cfg.structure_encoder not in ENCODERS:
         raise ValueError(f"structure_encoder must be one of {ENCODERS}, got {cfg.structure_encoder!r}")
+    if cfg.output_norm not in OUTPUT_NORMS:
+        raise ValueError(f"output_norm must be one of {OUTPUT_NORMS}, got {cfg.output_norm!r}")
+    if cfg.readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}, got {cfg.readout!r}")
+    if cfg.readout == "atom_mean" and (cfg.structure_encoder != "lstm" or cfg.lstm_units % 2):
+        raise ValueError(
+            "readout='atom_mean' needs structure_encoder='lstm' and an even lstm_units (two directions), "
+            f"got {cfg.structure_encoder!r} and {cfg.lstm_units}"
+        )
     if cfg.structure_encoder == "set" and cfg.grid_input:
         raise ValueError(
             "the set encoder takes no grid input (grid_input=True needs structure_encoder='lstm')"
@@ -206,6 +272,8 @@ def build_model(
             output = _set_encoder(cfg, pdf, tokens)
         else:
             output = _lstm_encoder(cfg, pdf, tokens, inputs, mask_pdf)
+        if cfg.output_norm == "max":
+            output = MaxNormalize(name="dos_max_norm")(output)
         return keras.Model(inputs=inputs, outputs=output, name=name)
 
 
@@ -218,6 +286,8 @@ def _lstm_encoder(
     """
     layers = keras.layers
     pdf_seq = layers.Masking(0.0, name="pdf_masking")(pdf) if mask_pdf else pdf
+    if cfg.pdf_noise:  # active in training only; passes the padding mask on
+        pdf_seq = layers.GaussianNoise(cfg.pdf_noise, name="pdf_noise")(pdf_seq)
     pdf_seq = layers.Bidirectional(
         layers.LSTM(cfg.pdf_lstm_units, return_sequences=True, name="pdf_lstm"), name="pdf_bilstm"
     )(pdf_seq)
@@ -232,6 +302,20 @@ def _lstm_encoder(
         branches.append(layers.Dropout(cfg.grid_dropout, name="grid_dropout")(g))
     merged = layers.Concatenate(name="concatenate")(branches)
     atom_mask = TokenMask(name="atom_mask")(tokens)
+    if cfg.readout == "atom_mean":
+        # every atom's own spectrum, read in the context of both neighbours in the sequence, then averaged
+        # over the real atoms: the crystal's DOS as the mean of atom-projected DOS
+        sequence = layers.Bidirectional(
+            layers.LSTM(
+                cfg.lstm_units // 2,
+                dropout=cfg.structure_dropout,
+                return_sequences=True,
+                name="structure_lstm",
+            ),
+            name="structure_bilstm",
+        )(merged, mask=atom_mask)
+        atom_dos = layers.Dense(cfg.n_out, activation=cfg.output_activation, name="atom_dos")(sequence)
+        return MaskedMean(name="dos")([atom_dos, atom_mask])
     encoded = layers.LSTM(cfg.lstm_units, dropout=cfg.structure_dropout, name="structure_lstm")(
         merged, mask=atom_mask
     )
@@ -278,7 +362,10 @@ def encoder_fields(model: keras.Model) -> dict[str, Any]:
     ``build_model(replace(config, **encoder_fields(model)))`` rebuilds the same architecture.
     """
     if not _has_layer(model, "set_pooling"):
-        return {"structure_encoder": "lstm"}
+        return {
+            "structure_encoder": "lstm",
+            "readout": "atom_mean" if _has_layer(model, "atom_dos") else "last",
+        }
     attention = model.get_layer("set_block0_attention") if _has_layer(model, "set_block0_attention") else None
     return {
         "structure_encoder": "set",
@@ -303,6 +390,8 @@ CUSTOM_OBJECTS = {
     "TokenMask": TokenMask,
     "AttentionKeyMask": AttentionKeyMask,
     "MaskedPooling": MaskedPooling,
+    "MaskedMean": MaskedMean,
+    "MaxNormalize": MaxNormalize,
 }
 
 
@@ -316,7 +405,10 @@ def network_shape(model: keras.Model) -> dict[str, Any]:
         "n_out": int(model.outputs[0].shape[-1]),
         "lstm_units": int(model.get_layer("structure_lstm").units)
         if _has_layer(model, "structure_lstm")
+        else 2 * int(model.get_layer("structure_bilstm").forward_layer.units)
+        if _has_layer(model, "structure_bilstm")
         else 0,
+        "output_norm": "max" if _has_layer(model, "dos_max_norm") else "none",
         **encoder_fields(model),
     }
 
@@ -333,6 +425,7 @@ def check_network_matches(model: keras.Model, config: ModelConfig, source: str) 
         "n_pdf_bins": config.n_pdf_bins,
         "n_out": config.n_out,
         "lstm_units": config.lstm_units if config.structure_encoder == "lstm" else 0,
+        "output_norm": config.output_norm,
         **{key: getattr(config, key) for key in encoder_fields(model) if hasattr(config, key)},
         "structure_encoder": config.structure_encoder,
     }
@@ -421,6 +514,7 @@ def model_config_from_network(model: keras.Model) -> ModelConfig:
         pdf_lstm_units=int(model.get_layer("pdf_bilstm").forward_layer.units),
         vocab_size=int(embedding.input_dim),
         embedding_dim=int(embedding.output_dim),
+        output_norm=shape["output_norm"],
         **fields,
     )
 

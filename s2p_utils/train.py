@@ -130,7 +130,8 @@ def _batches(
 
     The batches of epoch ``e`` depend only on ``(seed, e)`` (``numpy.random.default_rng([seed, e])``), so
     a resumed run sees the same batches. ``bucketed`` cuts batches of similar-length rows to their longest
-    structure (:mod:`s2p_utils.batching`); ``config.permute_atoms`` shuffles the atom order per visit.
+    structure (:mod:`s2p_utils.batching`); ``config.permute_atoms`` shuffles the atom order per visit and
+    ``config.atom_dropout`` then hides a random subset of the atoms.
     """
     from s2p_utils.batching import batch_dataset
 
@@ -143,6 +144,7 @@ def _batches(
         last_epoch=last_epoch,
         bucketed=bucketed,
         permute_atoms=config.permute_atoms,
+        atom_dropout=config.atom_dropout,
     )
 
 
@@ -209,8 +211,14 @@ def _make_callbacks(
             val = (logs or {}).get("val_loss")
             if val is not None and np.isfinite(val) and (self.best_val is None or val < self.best_val):
                 self.best_val, self.best_val_epoch = float(val), epoch
-                with atomic_path(run_dir / BEST_FILE, suffix=".weights.h5") as tmp:
-                    self.model.save_weights(tmp)
+                if swapper is not None:
+                    swapper._swap_variables()  # the averaged weights, the ones val_loss was computed with
+                try:
+                    with atomic_path(run_dir / BEST_FILE, suffix=".weights.h5") as tmp:
+                        self.model.save_weights(tmp)
+                finally:
+                    if swapper is not None:
+                        swapper._swap_variables()
             checkpoint = run_dir / f"epoch_{epoch + 1:04d}.keras"
             with atomic_path(checkpoint) as tmp:
                 self.model.save(tmp)
@@ -242,6 +250,10 @@ def _make_callbacks(
                 value = np.random.default_rng([seed, epoch, i]).integers(0, 2**31 - 1)
                 variable.assign(np.array([value, 0], dtype=variable.dtype))
 
+    # The weight average (when on) replaces the weights around every validation pass (SwapEMAWeights), so
+    # val_loss, early stopping and the best-epoch file see the averaged weights; the per-epoch checkpoint
+    # keeps the raw weights and the optimizer (which holds the average), so a resumed run goes on exactly.
+    swapper = keras.callbacks.SwapEMAWeights(swap_on_epoch=False) if config.ema_momentum else None
     stopper = ResumableEarlyStopping(
         monitor=recipe.stop_on,
         min_delta=recipe.min_delta,
@@ -250,6 +262,7 @@ def _make_callbacks(
         verbose=verbose,
     )
     return [
+        *([swapper] if swapper is not None else []),
         EpochSeeds(),
         keras.callbacks.LearningRateScheduler(lambda epoch, lr: learning_rate(epoch, config)),
         keras.callbacks.CSVLogger(str(run_dir / LOG_FILE), append=True),
@@ -335,19 +348,28 @@ def _restore(model, checkpoint: Path) -> None:
 LOSSES = ("mae", "mse", "mae_cdf")
 
 
-def spectrum_shape_loss(y_true, y_pred, shape_weight: float = 1.0, mean_weight: float = 0.0):
+def spectrum_shape_loss(
+    y_true, y_pred, shape_weight: float = 1.0, mean_weight: float = 0.0, renorm_weight: float = 0.0
+):
     """``"mae_cdf"``: MAE plus weighted terms of the cumulative spectra: float ``(batch,)``.
 
     Both spectra ``(batch, n_grid)`` are clipped at 0 and normalised to unit sum. With ΔCDF(k) =
     CDF_y(k) − CDF_p(k), the loss is ``MAE + shape_weight · mean_k |ΔCDF(k)| + mean_weight · |mean_k ΔCDF(k)|``.
     The first term is the earth mover's distance W₁ in grid steps divided by ``n_grid`` (it penalises a
     peak at the wrong frequency by how far it is off, not only by its height); the second is the error of
-    the mean frequency ω̄ in the same units (ω̄_p − ω̄_y = Δω · Σ_k ΔCDF(k) on a uniform grid).
+    the mean frequency ω̄ in the same units (ω̄_p − ω̄_y = Δω · Σ_k ΔCDF(k) on a uniform grid). With
+    ``renorm_weight`` w > 0 the MAE term is ``(1 − w) · MAE(y, p) + w · MAE(y, p / max p)``: part of it
+    scores the prediction divided by its own peak, as the max-renormalised columns do, while the rest keeps
+    the raw scale.
     """
     import keras
 
     ops = keras.ops
     absolute = ops.mean(ops.abs(y_true - y_pred), axis=-1)
+    if renorm_weight:
+        peak = ops.maximum(ops.max(y_pred, axis=-1, keepdims=True), 1e-3)
+        renormalised = ops.mean(ops.abs(y_true - y_pred / peak), axis=-1)
+        absolute = (1.0 - renorm_weight) * absolute + renorm_weight * renormalised
     y_true = ops.maximum(ops.cast(y_true, y_pred.dtype), 0.0)
     y_pred = ops.maximum(y_pred, 0.0)
     cdf_true = ops.cumsum(y_true, axis=-1) / (ops.sum(y_true, axis=-1, keepdims=True) + 1e-6)
@@ -359,18 +381,22 @@ def spectrum_shape_loss(y_true, y_pred, shape_weight: float = 1.0, mean_weight: 
     return loss
 
 
-def _loss(name: str, shape_weight: float = 1.0, mean_weight: float = 0.0):
+def _loss(name: str, shape_weight: float = 1.0, mean_weight: float = 0.0, renorm_weight: float = 0.0):
     if name not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
     if shape_weight < 0 or mean_weight < 0:
         raise ValueError(f"shape_weight and mean_weight must be ≥ 0, got {shape_weight}, {mean_weight}")
+    if not 0 <= renorm_weight <= 1 or (renorm_weight and name != "mae_cdf"):
+        raise ValueError(
+            f"renorm_weight must be in [0, 1] and needs loss='mae_cdf', got {renorm_weight}, {name!r}"
+        )
     if name != "mae_cdf":
         return name
-    if shape_weight == 1.0 and mean_weight == 0.0:
+    if shape_weight == 1.0 and mean_weight == 0.0 and renorm_weight == 0.0:
         return spectrum_shape_loss
 
     def weighted_shape_loss(y_true, y_pred):
-        return spectrum_shape_loss(y_true, y_pred, shape_weight, mean_weight)
+        return spectrum_shape_loss(y_true, y_pred, shape_weight, mean_weight, renorm_weight)
 
     return weighted_shape_loss
 
@@ -393,18 +419,24 @@ def smooth_targets(targets: np.ndarray, width: float) -> np.ndarray:
 
 def compile_model(model, config: TrainConfig, *, jit_compile: bool | str = "auto") -> None:
     """Compile with the configured loss (the paper's MAE by default), Adam (with decoupled weight decay
-    ``config.weight_decay`` when > 0, as AdamW) and an MSE metric."""
+    ``config.weight_decay`` when > 0, as AdamW, and a moving average of the weights when
+    ``config.ema_momentum`` > 0) and an MSE metric."""
     import keras
 
     if config.weight_decay < 0:
         raise ValueError(f"weight_decay must be ≥ 0, got {config.weight_decay}")
+    if not 0 <= config.ema_momentum < 1:
+        raise ValueError(f"ema_momentum must be in [0, 1), got {config.ema_momentum}")
 
     with model.distribute_strategy.scope():
         model.compile(
             optimizer=keras.optimizers.Adam(
-                learning_rate=config.learning_rate, weight_decay=config.weight_decay or None
+                learning_rate=config.learning_rate,
+                weight_decay=config.weight_decay or None,
+                use_ema=config.ema_momentum > 0,
+                ema_momentum=config.ema_momentum or 0.99,
             ),
-            loss=_loss(config.loss, config.shape_weight, config.mean_weight),
+            loss=_loss(config.loss, config.shape_weight, config.mean_weight, config.renorm_weight),
             metrics=["mse"],
             jit_compile=jit_compile,
         )
@@ -461,6 +493,11 @@ def train_model(
 
     _validate(train_inputs, train_targets, "training")
     _validate(val_inputs, val_targets, "validation")
+    if not 0 <= config.atom_dropout < 1 or (config.atom_dropout and not config.permute_atoms):
+        raise ValueError(
+            f"atom_dropout must be in [0, 1) and needs permute_atoms=True, got {config.atom_dropout} "
+            f"with permute_atoms={config.permute_atoms}"
+        )
     max_epochs = check_epochs(recipe.epochs)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,36 @@ def test_cut_batch_trims_to_the_longest_member_and_permutes_atoms_consistently()
     assert atom_counts(permuted["tokens"]).tolist() == [5]
 
 
+def test_atom_dropout_hides_a_random_subset_and_keeps_pairs_and_one_atom():
+    lengths = [12, 8, 1, 2] * 10
+    inputs = _inputs(lengths)
+    for i, length in enumerate(lengths):
+        inputs["tokens"][i, :length] = np.arange(10, 10 + length)  # distinct per row: pairs matchable
+    rows = np.arange(len(lengths))
+    batch = cut_batch(inputs, rows, permutation_rng=np.random.default_rng(0), atom_dropout=0.5)
+    kept = atom_counts(batch["tokens"])
+    assert (kept >= 1).all() and (kept <= np.array(lengths)).all()
+    assert kept[::4].mean() < 9  # about half of the 12-atom rows' atoms are hidden
+    for i, length in enumerate(lengths):
+        k = int(kept[i])
+        assert (batch["tokens"][i, :k] > 0).all() and not batch["tokens"][i, k:].any()
+        assert not batch["pdf"][i, k:].any()  # hidden atoms are padding, PDF rows included
+        source = {
+            int(t): r.tobytes()
+            for t, r in zip(inputs["tokens"][i, :length], inputs["pdf"][i, :length], strict=True)
+        }
+        assert all(
+            source[int(t)] == r.tobytes()
+            for t, r in zip(batch["tokens"][i, :k], batch["pdf"][i, :k], strict=True)
+        )
+    unchanged = cut_batch(inputs, rows, permutation_rng=np.random.default_rng(0))
+    assert (atom_counts(unchanged["tokens"]) == np.array(lengths)).all()
+    with pytest.raises(ValueError, match="atom_dropout"):
+        cut_batch(inputs, rows, atom_dropout=0.2)
+    with pytest.raises(ValueError, match="atom_dropout"):
+        cut_batch(inputs, rows, permutation_rng=np.random.default_rng(0), atom_dropout=1.0)
+
+
 def test_epoch_batches_are_a_function_of_seed_and_epoch():
     inputs = _inputs([1, 2, 3, 4, 5, 6, 7, 8])
     targets = np.arange(8, dtype=np.float32)[:, None]

@@ -46,3 +46,24 @@ def test_seeds_of_one_configuration_are_averaged_and_other_presets_kept_apart(tm
     cells = [cell.strip() for cell in mass.split("|")]
     assert cells[2] == "featurizer=pdf_mass" and cells[3] == "0.0300"  # mean of seeds 0 and 1
     assert cells[-4] == "2"  # seeds column (then epochs, minutes)
+
+
+def test_min_seeds_ranks_only_configurations_run_with_enough_seeds(tmp_path):
+    levers = _levers()
+    log = tmp_path / "levers.jsonl"
+    lines = [
+        _line("lucky", ["lstm_units=384"], 0, 0.01),  # best scores, one seed only
+        _line("base", [], 0, 0.03),
+        _line("base_s1", [], 1, 0.03),
+        _line("better", ["output_norm=max"], 0, 0.02),
+        _line("better_s1", ["output_norm=max"], 1, 0.02),
+    ]
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    assert levers.table(log).splitlines()[2].startswith("| **lucky** (chosen) |")
+    rows = levers.table(log, min_seeds=2).splitlines()[2:]
+    assert rows[0].startswith("| **better** (chosen) | output_norm=max |")
+    assert rows[1].startswith("| base |")
+    lucky = [cell.strip() for cell in rows[2].split("|")]
+    assert (
+        lucky[1] == "lucky" and lucky[-5] == "–"
+    )  # listed, not ranked (mean rank, then seeds, epochs, minutes)

@@ -183,6 +183,19 @@ def test_scaler_is_fitted_on_the_rows_the_recipe_names():
     )
 
 
+def test_a_max_normalised_output_refuses_a_target_scaler():
+    dataset = toy_dataset()
+    config = toy_preset(scaling="minmax")
+    config = replace(config, model=replace(config.model, output_norm="max"))
+    with pytest.raises(ValueError, match="target_scaling='none'"):
+        fit_scaler(config, resolve_recipe(config, "fixed"), select_rows(config, dataset=dataset))
+    unscaled = replace(config, train=replace(config.train, target_scaling="none"))
+    assert (
+        fit_scaler(unscaled, resolve_recipe(unscaled, "fixed"), select_rows(unscaled, dataset=dataset))
+        is None
+    )
+
+
 def test_s2p_predict_reproduces_the_predictions_csv_of_an_e3nn_phdos_plus_run(mirror, tmp_path):
     """The saved ensemble, run by ``s2p predict`` on the test crystals' files, gives the CSV its training
     run wrote (mean and calibrated σ), to float precision: one prediction path, the record drives it."""

@@ -18,6 +18,7 @@ from test_experiment import N_GRID, toy_dataset  # noqa: E402
 from s2p_utils.cli import main  # noqa: E402
 from s2p_utils.config import get_preset  # noqa: E402
 from s2p_utils.experiment import run_experiment  # noqa: E402
+from s2p_utils.prediction import load_predictor  # noqa: E402
 
 
 def test_the_mass_preset_trains_saves_and_predicts(tmp_path):
@@ -26,6 +27,7 @@ def test_the_mass_preset_trains_saves_and_predicts(tmp_path):
         preset.featurizer == "pdf_mass_freq" and preset.model.n_pdf_bins == 305 and preset.train.ensemble == 5
     )
     assert preset.train.member_orders and preset.train.test_time_permutations == 1
+    assert preset.model.output_norm == "max" and preset.train.target_scaling == "none"
     config = replace(
         preset,
         dataset="toy",
@@ -36,6 +38,9 @@ def test_the_mass_preset_trains_saves_and_predicts(tmp_path):
     dataset = toy_dataset()
     result = run_experiment(config, dataset=dataset, results_dir=tmp_path, epochs=1, smoke=False)
     assert result.inputs["pdf"].shape[1:] == (4, 305)
+    saved = load_predictor(result.model_path)
+    assert saved.record.model.output_norm == "max"
+    assert all(network.get_layer("dos_max_norm") is not None for network in saved.networks)
     # the mass-weighted blocks differ from g(r) for the two-element crystals (NaCl, MgO), not for Cu or Si
     plain = result.inputs["pdf"][..., :100]
     formulas = [dataset.formulas[i] for i in result.data.rows]

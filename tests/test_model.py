@@ -357,3 +357,79 @@ def test_structure_dropout_acts_in_training_only():
     training = [np.asarray(model(inputs, training=True)) for _ in range(2)]
     np.testing.assert_array_equal(inference[0], inference[1])
     assert np.abs(training[0] - training[1]).max() > 0
+
+
+def test_pdf_noise_acts_in_training_only_and_keeps_the_padding_masked():
+    rng = np.random.default_rng(3)
+    x = padded(rng.random((3, 100)).astype(np.float32), np.array([7, 30, 61], np.int32), 6)
+    keras.utils.set_random_seed(0)
+    noisy = build_model(replace(TINY, pdf_noise=0.3))
+    plain = build_model(TINY)
+    plain.set_weights(noisy.get_weights())  # the noise layer has no weights
+    assert noisy.get_layer("pdf_noise").stddev == 0.3
+    inputs = {key: keras.ops.convert_to_tensor(value) for key, value in x.items()}
+    np.testing.assert_allclose(
+        np.asarray(noisy(inputs, training=False)), np.asarray(plain(inputs, training=False)), atol=1e-6
+    )
+    training = [np.asarray(noisy(inputs, training=True)) for _ in range(2)]
+    assert np.abs(training[0] - training[1]).max() > 0
+    assert noisy.get_layer("pdf_noise").supports_masking  # the padding mask reaches the PDF BiLSTM
+
+
+def test_atom_mean_readout_is_the_mean_of_atom_spectra_ignores_padding_and_round_trips(tmp_path):
+    rng = np.random.default_rng(4)
+    rows, tokens = rng.random((3, 100)).astype(np.float32), np.array([7, 30, 61], np.int32)
+    keras.utils.set_random_seed(0)
+    model_config = replace(TINY, readout="atom_mean", output_activation="linear")
+    small = build_model(replace(model_config, max_atoms=6))
+    assert "structure_bilstm" in {layer.name for layer in small.layers}
+    small.set_weights(
+        [w if w.ndim > 1 else rng.normal(size=w.shape).astype(np.float32) for w in small.get_weights()]
+    )
+    large = build_model(replace(model_config, max_atoms=11))
+    large.set_weights(small.get_weights())
+    prediction = small.predict(padded(rows, tokens, 6), verbose=0)
+    np.testing.assert_allclose(prediction, large.predict(padded(rows, tokens, 11), verbose=0), atol=1e-6)
+    per_atom = keras.Model(small.inputs, small.get_layer("atom_dos").output).predict(
+        padded(rows, tokens, 6), verbose=0
+    )
+    np.testing.assert_allclose(prediction[0], per_atom[0, :3].mean(axis=0), atol=1e-6)
+    # the network says what it is: a record with the paper's readout is refused, the right one round-trips
+    config = ExperimentConfig(name="tiny", dataset="", model=replace(model_config, max_atoms=6))
+    path = save_model(small, tmp_path / "m.keras", ModelRecord.of(config))
+    loaded, record = load_model(path)
+    assert record.model.readout == "atom_mean"
+    np.testing.assert_allclose(loaded.predict(padded(rows, tokens, 6), verbose=0), prediction, atol=1e-6)
+    with pytest.raises(ValueError, match="readout"):
+        save_model(
+            small,
+            tmp_path / "o.keras",
+            ModelRecord.of(replace(config, model=replace(config.model, readout="last"))),
+        )
+    with pytest.raises(ValueError, match="readout"):
+        build_model(replace(TINY, readout="sum"))
+    with pytest.raises(ValueError, match="even"):
+        build_model(replace(TINY, readout="atom_mean", lstm_units=7))
+
+
+def test_max_output_norm_gives_unit_peaks_and_is_recorded_by_the_network(tmp_path):
+    rng = np.random.default_rng(5)
+    keras.utils.set_random_seed(0)
+    model_config = replace(TINY, output_norm="max", output_activation="softplus")
+    model = build_model(model_config)
+    model.set_weights(
+        [w if w.ndim > 1 else rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()]
+    )
+    x = padded(rng.random((3, 100)).astype(np.float32), np.array([7, 30, 61], np.int32), 6)
+    prediction = model.predict(x, verbose=0)
+    raw = keras.Model(model.inputs, model.get_layer("dos").output).predict(x, verbose=0)
+    assert raw.max() > 0 and not np.isclose(raw.max(), 1.0)
+    np.testing.assert_allclose(prediction, raw / raw.max(axis=-1, keepdims=True), rtol=1e-5)
+    config = ExperimentConfig(name="tiny", dataset="", model=model_config)
+    loaded, record = load_model(save_model(model, tmp_path / "m.keras", ModelRecord.of(config)))
+    assert record.model.output_norm == "max"
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), prediction, atol=1e-6)
+    with pytest.raises(ValueError, match="output_norm"):
+        save_model(model, tmp_path / "o.keras", ModelRecord.of(replace(config, model=TINY)))
+    with pytest.raises(ValueError, match="output_norm"):
+        build_model(replace(TINY, output_norm="sum"))

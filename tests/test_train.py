@@ -271,3 +271,56 @@ def test_weight_decay_reaches_the_optimizer_and_negative_is_refused():
     assert model.optimizer.weight_decay is None
     with pytest.raises(ValueError, match="weight_decay"):
         compile_model(model, TrainConfig(weight_decay=-0.1))
+
+
+def test_weight_average_is_what_validation_and_the_restored_weights_use(tmp_path):
+    # a huge learning rate: the raw weights jump around, their average does not; the restored weights must
+    # be the averaged weights of the best epoch (the ones its val_loss was computed with), not the raw ones
+    config = TrainConfig(batch_size=4, lr_drop_every=100, learning_rate=0.3, lr_floor=0.3, ema_momentum=0.9)
+    model, history = _train(tmp_path / "ema", 4, config=config)
+    val_x, val_y = tiny_data(6, 1)
+    loss = float(np.mean(np.abs(model.predict(val_x, verbose=0) - val_y)))
+    assert loss == pytest.approx(history["val_loss"].min(), rel=1e-4)
+    plain, plain_history = _train(tmp_path / "plain", 4, config=replace(config, ema_momentum=0.0))
+    assert not np.allclose(history["val_loss"], plain_history["val_loss"], rtol=1e-3)
+    assert model.optimizer.use_ema and not plain.optimizer.use_ema
+    with pytest.raises(ValueError, match="ema_momentum"):
+        _train(tmp_path / "bad", 1, config=replace(config, ema_momentum=1.0))
+
+
+def test_weight_average_run_resumes_to_the_same_weights(tmp_path):
+    config = TrainConfig(batch_size=8, lr_drop_every=1, learning_rate=1e-2, ema_momentum=0.8)
+    reference, _ = _train(tmp_path / "straight", 3, config=config)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path / "resumed", 3, callbacks=[StopAfter(1)], config=config)
+    resumed, history = _train(tmp_path / "resumed", 3, config=config)
+    assert list(history["epoch"]) == [0, 1, 2]
+    np.testing.assert_allclose(
+        history["val_loss"], read_history(tmp_path / "straight")["val_loss"], rtol=1e-5
+    )
+    for a, b in zip(reference.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_atom_dropout_trains_and_needs_the_atom_shuffle(tmp_path):
+    config = TrainConfig(batch_size=8, lr_drop_every=1, permute_atoms=True, atom_dropout=0.3)
+    _, history = _train(tmp_path / "run", 2, config=config)
+    assert list(history["epoch"]) == [0, 1] and np.isfinite(history["val_loss"]).all()
+    with pytest.raises(ValueError, match="permute_atoms"):
+        _train(tmp_path / "bad", 1, config=replace(config, permute_atoms=False))
+
+
+def test_renorm_weight_scores_part_of_the_mae_on_the_peak_normalised_prediction():
+    from s2p_utils.train import _loss, spectrum_shape_loss
+
+    y = np.array([[0.0, 1.0, 0.5, 0.0]], dtype=np.float32)
+    half = 0.5 * y  # the right shape at half the height: no CDF error, raw MAE 0.375 / 4
+    assert float(spectrum_shape_loss(y, half)[0]) == pytest.approx(0.75 / 4, abs=1e-6)
+    assert float(spectrum_shape_loss(y, half, renorm_weight=1.0)[0]) == pytest.approx(0.0, abs=1e-6)
+    assert float(spectrum_shape_loss(y, half, renorm_weight=0.25)[0]) == pytest.approx(
+        0.75 * 0.75 / 4, abs=1e-6
+    )
+    with pytest.raises(ValueError, match="renorm_weight"):
+        _loss("mae_cdf", renorm_weight=1.5)
+    with pytest.raises(ValueError, match="renorm_weight"):
+        _loss("mae", renorm_weight=0.5)
