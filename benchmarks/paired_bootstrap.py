@@ -1,0 +1,75 @@
+"""Is a lever's validation gain larger than the noise of 152 validation crystals? A paired bootstrap.
+
+Reads the per-crystal prediction CSVs that ``levers.py`` runs write (``id,split,target,prediction``), keeps
+the ``val`` rows, scores every crystal by its max-renormalised MSE (both spectra divided by their peaks, as
+the Table 1 columns), averages each configuration over its seeds, and resamples the crystals (with
+replacement) to give a 95 % interval for the mean difference *candidate − reference*. No test row is read::
+
+    .venv/bin/python benchmarks/paired_bootstrap.py --reference lever_base lever_base_s1 lever_base_s2 \\
+        --candidate lever_maxnorm lever_maxnorm_s1 lever_maxnorm_s2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def per_crystal_mse(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, mse)`` of the validation rows of one predictions CSV: max-renormalised MSE per crystal."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    frame = frame[frame["split"] == "val"].sort_values("id")
+    if frame.empty:
+        raise ValueError(f"{path}: no validation rows")
+    target = np.stack([np.asarray(json.loads(v), dtype=np.float64) for v in frame["target"]])
+    prediction = np.stack([np.asarray(json.loads(v), dtype=np.float64) for v in frame["prediction"]])
+    target = target / np.maximum(target.max(axis=1, keepdims=True), 1e-12)
+    prediction = prediction / np.maximum(prediction.max(axis=1, keepdims=True), 1e-12)
+    return frame["id"].to_numpy(), ((target - prediction) ** 2).mean(axis=1)
+
+
+def seed_mean(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-crystal MSE averaged over the runs (seeds) in ``paths``; every run must cover the same crystals."""
+    runs = [per_crystal_mse(path) for path in paths]
+    ids = runs[0][0]
+    for path, (other, _) in zip(paths[1:], runs[1:], strict=True):
+        if not np.array_equal(ids, other):
+            raise ValueError(f"{path}: validation crystals differ from {paths[0]}")
+    return ids, np.mean([mse for _, mse in runs], axis=0)
+
+
+def paired_interval(difference: np.ndarray, *, resamples: int = 10000, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of ``difference.mean()`` (``difference``: per-crystal, ``(n,)``)."""
+    rng = np.random.default_rng(seed)
+    means = difference[rng.integers(0, len(difference), (resamples, len(difference)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reference", nargs="+", required=True, help="run names (one per seed)")
+    parser.add_argument("--candidate", nargs="+", required=True, help="run names (one per seed)")
+    parser.add_argument("--predictions", default="benchmarks/out/levers/predictions")
+    args = parser.parse_args()
+    folder = Path(args.predictions)
+    ids, reference = seed_mean([folder / f"{name}.csv" for name in args.reference])
+    other, candidate = seed_mean([folder / f"{name}.csv" for name in args.candidate])
+    if not np.array_equal(ids, other):
+        raise SystemExit("the two configurations were scored on different validation crystals")
+    difference = candidate - reference
+    low, high = paired_interval(difference)
+    print(
+        f"{len(ids)} validation crystals; MSE (max-renorm.) reference {reference.mean():.4f}, candidate "
+        f"{candidate.mean():.4f}; difference {difference.mean():+.4f}, 95 % interval {low:+.4f} … {high:+.4f}; "
+        f"candidate better on {np.mean(difference < 0):.0%} of the crystals"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""``benchmarks/paired_bootstrap.py``: per-crystal max-renormalised MSE from prediction CSVs, seed means and
+the paired bootstrap interval."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paired_bootstrap.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("paired_bootstrap", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _csv(path, predictions, splits=("val", "val", "test")):
+    target = [[0.0, 1.0, 0.5], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    pd.DataFrame(
+        {
+            "id": ["b", "a", "c"],
+            "split": list(splits),
+            "target": [json.dumps(t) for t in target],
+            "prediction": [json.dumps(p) for p in predictions],
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+def test_per_crystal_mse_renormalises_and_keeps_validation_rows_only(tmp_path):
+    module = _module()
+    path = _csv(tmp_path / "run.csv", [[0.0, 0.5, 0.25], [2.0, 2.0, 0.0], [5.0, 0.0, 0.0]])
+    ids, mse = module.per_crystal_mse(path)
+    assert ids.tolist() == ["a", "b"]  # sorted, the test row dropped
+    # "b" is the target at half height: 0 after renormalisation; "a" predicts [1, 1, 0] for [1, 0, 0]
+    np.testing.assert_allclose(mse, [1 / 3, 0.0], atol=1e-12)
+    other = _csv(
+        tmp_path / "other.csv", [[0.0, 1.0, 0.5], [1.0, 0.0, 0.0], [0, 0, 1]], ("val", "test", "val")
+    )
+    with pytest.raises(ValueError, match="differ"):
+        module.seed_mean([path, other])
+
+
+def test_paired_interval_brackets_the_mean_and_excludes_zero_for_a_clear_gain():
+    module = _module()
+    rng = np.random.default_rng(1)
+    clear = -0.01 + 0.001 * rng.standard_normal(150)
+    low, high = module.paired_interval(clear)
+    assert low < clear.mean() < high < 0
+    noise = 0.01 * rng.standard_normal(150)
+    low, high = module.paired_interval(noise)
+    assert low < 0 < high
