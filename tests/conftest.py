@@ -36,3 +36,19 @@ def isolated_env(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("S2P_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("S2P_RESULTS_DIR", str(tmp_path / "results"))
     return tmp_path
+
+
+@pytest.fixture()
+def benchmark_script():
+    """Load a script of ``benchmarks/`` (not a package) as a module: ``benchmark_script("levers")``."""
+    import importlib.util
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

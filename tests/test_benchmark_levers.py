@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("pandas")
-
-LEVERS = Path(__file__).resolve().parents[1] / "benchmarks" / "levers.py"
-
-
-def _levers():
-    spec = importlib.util.spec_from_file_location("levers", LEVERS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _line(name, overrides, seed, mse, preset=None):
@@ -27,8 +16,8 @@ def _line(name, overrides, seed, mse, preset=None):
     return line if preset is None else {**line, "preset": preset}
 
 
-def test_seeds_of_one_configuration_are_averaged_and_other_presets_kept_apart(tmp_path):
-    levers = _levers()
+def test_seeds_of_one_configuration_are_averaged_and_other_presets_kept_apart(tmp_path, benchmark_script):
+    levers = benchmark_script("levers")
     log = tmp_path / "levers.jsonl"
     lines = [
         _line("mass", ["featurizer=pdf_mass"], 0, 0.02),  # an old line: no preset logged → the default
@@ -48,8 +37,8 @@ def test_seeds_of_one_configuration_are_averaged_and_other_presets_kept_apart(tm
     assert cells[-4] == "2"  # seeds column (then epochs, minutes)
 
 
-def test_min_seeds_ranks_only_configurations_run_with_enough_seeds(tmp_path):
-    levers = _levers()
+def test_min_seeds_ranks_only_configurations_run_with_enough_seeds(tmp_path, benchmark_script):
+    levers = benchmark_script("levers")
     log = tmp_path / "levers.jsonl"
     lines = [
         _line("lucky", ["lstm_units=384"], 0, 0.01),  # best scores, one seed only

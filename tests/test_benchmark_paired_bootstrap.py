@@ -3,22 +3,11 @@ the paired bootstrap interval."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paired_bootstrap.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("paired_bootstrap", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _csv(path, predictions, splits=("val", "val", "test")):
@@ -34,8 +23,8 @@ def _csv(path, predictions, splits=("val", "val", "test")):
     return path
 
 
-def test_per_crystal_mse_renormalises_and_keeps_validation_rows_only(tmp_path):
-    module = _module()
+def test_per_crystal_mse_renormalises_and_keeps_validation_rows_only(tmp_path, benchmark_script):
+    module = benchmark_script("paired_bootstrap")
     path = _csv(tmp_path / "run.csv", [[0.0, 0.5, 0.25], [2.0, 2.0, 0.0], [5.0, 0.0, 0.0]])
     ids, mse = module.per_crystal_mse(path)
     assert ids.tolist() == ["a", "b"]  # sorted, the test row dropped
@@ -48,8 +37,8 @@ def test_per_crystal_mse_renormalises_and_keeps_validation_rows_only(tmp_path):
         module.seed_mean([path, other])
 
 
-def test_paired_interval_brackets_the_mean_and_excludes_zero_for_a_clear_gain():
-    module = _module()
+def test_paired_interval_brackets_the_mean_and_excludes_zero_for_a_clear_gain(benchmark_script):
+    module = benchmark_script("paired_bootstrap")
     rng = np.random.default_rng(1)
     clear = -0.01 + 0.001 * rng.standard_normal(150)
     low, high = module.paired_interval(clear)
