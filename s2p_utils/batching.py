@@ -56,6 +56,16 @@ def bucketed_order(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def check_atom_dropout(atom_dropout: float, shuffled: bool) -> None:
+    """Refuse an ``atom_dropout`` outside ``[0, 1)``, or one without the random atom order it relies on."""
+    if not 0 <= atom_dropout < 1:
+        raise ValueError(f"atom_dropout must be in [0, 1), got {atom_dropout}")
+    if atom_dropout and not shuffled:
+        raise ValueError(
+            "atom_dropout needs a random atom order (permute_atoms=True; a random subset follows a random order)"
+        )
+
+
 def cut_batch(
     inputs: dict[str, np.ndarray],
     rows: np.ndarray,
@@ -74,10 +84,7 @@ def cut_batch(
     ``atom_dropout`` (training only, with ``permutation_rng``): after the shuffle a row of ``m`` atoms keeps
     its first ``max(1, Binomial(m, 1 − atom_dropout))`` atoms, a random subset; the others become padding.
     """
-    if not 0 <= atom_dropout < 1:
-        raise ValueError(f"atom_dropout must be in [0, 1), got {atom_dropout}")
-    if atom_dropout and permutation_rng is None:
-        raise ValueError("atom_dropout needs permutation_rng (a random subset follows a random order)")
+    check_atom_dropout(atom_dropout, permutation_rng is not None)
     batch = {name: np.asarray(array[rows]) for name, array in inputs.items()}
     lengths = atom_counts(batch["tokens"])
     if bucketed and "grid" not in batch:

@@ -110,6 +110,25 @@ class AttentionKeyMask(keras.layers.Layer):
         return keras.KerasTensor((batch, atoms, atoms), dtype="bool")
 
 
+def masked_mean(features, atom_mask):
+    """Mean of ``features`` ``(batch, atoms, d)`` over the real atoms of ``atom_mask`` ``(batch, atoms)``
+    (zeros for a crystal without any) and the number of real atoms ``(batch, 1)``."""
+    weights = keras.ops.cast(keras.ops.expand_dims(atom_mask, -1), features.dtype)  # (batch, atoms, 1)
+    count = keras.ops.sum(weights, axis=1)  # (batch, 1)
+    return keras.ops.sum(features * weights, axis=1) / keras.ops.maximum(count, 1.0), count
+
+
+#: Smallest peak a spectrum is divided by in :func:`divide_by_peak` (no division by 0).
+PEAK_FLOOR = 1e-3
+
+
+def divide_by_peak(spectra, floor: float = PEAK_FLOOR):
+    """Each spectrum of ``spectra`` ``(batch, n_out)`` divided by its own maximum, or by ``floor`` when the
+    maximum is below it (a Keras op; :class:`MaxNormalize` and the ``renorm_weight`` loss term use it)."""
+    peak = keras.ops.max(spectra, axis=-1, keepdims=True)
+    return spectra / keras.ops.maximum(peak, floor)
+
+
 @keras.saving.register_keras_serializable(package="s2p")
 class MaskedPooling(keras.layers.Layer):
     """Mean and max over the real atoms: ``[features (batch, atoms, d), atom_mask (batch, atoms)]`` →
@@ -119,9 +138,7 @@ class MaskedPooling(keras.layers.Layer):
     def call(self, inputs):
         features, atom_mask = inputs
         mask = keras.ops.expand_dims(atom_mask, -1)  # (batch, atoms, 1)
-        weights = keras.ops.cast(mask, features.dtype)
-        count = keras.ops.sum(weights, axis=1)  # (batch, 1)
-        mean = keras.ops.sum(features * weights, axis=1) / keras.ops.maximum(count, 1.0)
+        mean, count = masked_mean(features, atom_mask)
         lowest = keras.ops.full_like(features, -1e9)
         maximum = keras.ops.max(keras.ops.where(mask, features, lowest), axis=1)
         maximum = keras.ops.where(count > 0, maximum, keras.ops.zeros_like(maximum))
@@ -149,9 +166,7 @@ class MaskedMean(keras.layers.Layer):
 
     def call(self, inputs):
         per_atom, atom_mask = inputs
-        weights = keras.ops.cast(keras.ops.expand_dims(atom_mask, -1), per_atom.dtype)  # (batch, atoms, 1)
-        count = keras.ops.sum(weights, axis=1)  # (batch, 1)
-        return keras.ops.sum(per_atom * weights, axis=1) / keras.ops.maximum(count, 1.0)
+        return masked_mean(per_atom, atom_mask)[0]
 
     def compute_output_spec(self, inputs):
         per_atom, _ = inputs
@@ -166,13 +181,12 @@ class MaxNormalize(keras.layers.Layer):
     have; a spectrum whose maximum is below ``floor`` is divided by ``floor`` instead (no division by 0).
     """
 
-    def __init__(self, floor: float = 1e-3, **kwargs: Any) -> None:
+    def __init__(self, floor: float = PEAK_FLOOR, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.floor = float(floor)
 
     def call(self, spectra):
-        peak = keras.ops.max(spectra, axis=-1, keepdims=True)
-        return spectra / keras.ops.maximum(peak, self.floor)
+        return divide_by_peak(spectra, self.floor)
 
     def compute_output_spec(self, spectra):
         return keras.KerasTensor(spectra.shape, dtype=spectra.dtype)
@@ -395,6 +409,15 @@ CUSTOM_OBJECTS = {
 }
 
 
+def _structure_lstm_units(model: keras.Model) -> int:
+    """Width of the structure LSTM (both directions of ``structure_bilstm`` together); 0 for the set encoder."""
+    if _has_layer(model, "structure_lstm"):
+        return int(model.get_layer("structure_lstm").units)
+    if _has_layer(model, "structure_bilstm"):
+        return 2 * int(model.get_layer("structure_bilstm").forward_layer.units)
+    return 0
+
+
 def network_shape(model: keras.Model) -> dict[str, Any]:
     """What the saved network itself says about its shape: input names, features per atom, outputs,
     structure encoder (:func:`encoder_fields`) and the structure LSTM width (0 for the set encoder)."""
@@ -403,11 +426,7 @@ def network_shape(model: keras.Model) -> dict[str, Any]:
         "inputs": sorted(shapes),
         "n_pdf_bins": int(shapes["pdf"][-1]) if "pdf" in shapes else None,
         "n_out": int(model.outputs[0].shape[-1]),
-        "lstm_units": int(model.get_layer("structure_lstm").units)
-        if _has_layer(model, "structure_lstm")
-        else 2 * int(model.get_layer("structure_bilstm").forward_layer.units)
-        if _has_layer(model, "structure_bilstm")
-        else 0,
+        "lstm_units": _structure_lstm_units(model),
         "output_norm": "max" if _has_layer(model, "dos_max_norm") else "none",
         **encoder_fields(model),
     }

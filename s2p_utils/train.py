@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from s2p_utils.batching import check_atom_dropout
 from s2p_utils.config import Recipe, TrainConfig, check_epochs
 from s2p_utils.paths import atomic_path
 
@@ -367,8 +368,9 @@ def spectrum_shape_loss(
     ops = keras.ops
     absolute = ops.mean(ops.abs(y_true - y_pred), axis=-1)
     if renorm_weight:
-        peak = ops.maximum(ops.max(y_pred, axis=-1, keepdims=True), 1e-3)
-        renormalised = ops.mean(ops.abs(y_true - y_pred / peak), axis=-1)
+        from s2p_utils.model import divide_by_peak
+
+        renormalised = ops.mean(ops.abs(y_true - divide_by_peak(y_pred)), axis=-1)
         absolute = (1.0 - renorm_weight) * absolute + renorm_weight * renormalised
     y_true = ops.maximum(ops.cast(y_true, y_pred.dtype), 0.0)
     y_pred = ops.maximum(y_pred, 0.0)
@@ -493,11 +495,9 @@ def train_model(
 
     _validate(train_inputs, train_targets, "training")
     _validate(val_inputs, val_targets, "validation")
-    if not 0 <= config.atom_dropout < 1 or (config.atom_dropout and not config.permute_atoms):
-        raise ValueError(
-            f"atom_dropout must be in [0, 1) and needs permute_atoms=True, got {config.atom_dropout} "
-            f"with permute_atoms={config.permute_atoms}"
-        )
+    check_atom_dropout(
+        config.atom_dropout, config.permute_atoms
+    )  # here, not first inside the tf.data generator
     max_epochs = check_epochs(recipe.epochs)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
