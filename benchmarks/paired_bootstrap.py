@@ -1,8 +1,8 @@
 """Is a lever's validation gain larger than the noise of 152 validation crystals? A paired bootstrap.
 
 Reads the per-crystal prediction CSVs that ``levers.py`` runs write (``id,split,target,prediction``), keeps
-the ``val`` rows, scores every crystal by its max-renormalised MSE (both spectra divided by their peaks, as
-the Table 1 columns), averages each configuration over its seeds, and resamples the crystals (with
+the ``val`` rows, scores every crystal by its max-renormalised MSE (both spectra divided by their peaks,
+:func:`s2p_utils.metrics.renormalize`, as ``mse_renorm`` is scored), averages each configuration over its seeds, and resamples the crystals (with
 replacement) to give a 95 % interval for the mean difference *candidate − reference*. No test row is read::
 
     .venv/bin/python benchmarks/paired_bootstrap.py --reference lever_base lever_base_s1 lever_base_s2 \\
@@ -22,15 +22,15 @@ def per_crystal_mse(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``(ids, mse)`` of the validation rows of one predictions CSV: max-renormalised MSE per crystal."""
     import pandas as pd
 
+    from s2p_utils.metrics import per_spectrum_mse, renormalize
+
     frame = pd.read_csv(path)
     frame = frame[frame["split"] == "val"].sort_values("id")
     if frame.empty:
         raise ValueError(f"{path}: no validation rows")
-    target = np.stack([np.asarray(json.loads(v), dtype=np.float64) for v in frame["target"]])
-    prediction = np.stack([np.asarray(json.loads(v), dtype=np.float64) for v in frame["prediction"]])
-    target = target / np.maximum(target.max(axis=1, keepdims=True), 1e-12)
-    prediction = prediction / np.maximum(prediction.max(axis=1, keepdims=True), 1e-12)
-    return frame["id"].to_numpy(), ((target - prediction) ** 2).mean(axis=1)
+    target = np.stack([json.loads(v) for v in frame["target"]])
+    prediction = np.stack([json.loads(v) for v in frame["prediction"]])
+    return frame["id"].to_numpy(), per_spectrum_mse(renormalize(target), renormalize(prediction))
 
 
 def seed_mean(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
