@@ -12,7 +12,8 @@ One JSON line per run (every validation score of :func:`s2p_utils.metrics.spectr
 ``val_``) is appended to ``--log`` (default ``benchmarks/out/levers_val.jsonl``). ``levers.py --table``
 prints that log as the markdown table of ``benchmarks/README.md`` and applies the selection rule,
 :data:`RULE`: the lowest mean rank over :data:`RANKED` (validation only; ties → lower MSE). Runs of the same
-overrides with other ``--seed`` values are averaged into one row (column ``seeds``).
+overrides with other ``--seed`` values are averaged into one row (column ``seeds``). ``--n-train N`` trains
+on the first ``N`` training crystals only (a learning curve; part of the configuration).
 """
 
 from __future__ import annotations
@@ -49,9 +50,14 @@ def table(log: Path, min_seeds: int = 1) -> str:
     # One row per configuration (the same preset and overrides): scores averaged over its seeds, named by its
     # first run. Lines written before the preset was logged ran on DEFAULT_PRESET.
     frame["preset"] = frame.get("preset", pd.Series(index=frame.index, dtype=object)).fillna(DEFAULT_PRESET)
+    n_train = frame.get("n_train", pd.Series(index=frame.index, dtype=float))
     frame["config"] = [
-        " ".join(([] if preset == DEFAULT_PRESET else [f"--preset {preset}"]) + list(overrides))
-        for preset, overrides in zip(frame["preset"], frame["overrides"], strict=True)
+        " ".join(
+            ([] if preset == DEFAULT_PRESET else [f"--preset {preset}"])
+            + ([] if pd.isna(n) else [f"--n-train {int(n)}"])
+            + list(overrides)
+        )
+        for preset, n, overrides in zip(frame["preset"], n_train, frame["overrides"], strict=True)
     ]
     frame = frame.sort_values("seed", kind="stable")
     numeric = [c for c in frame.columns if c.startswith("val_") or c in ("epochs", "minutes")]
@@ -100,6 +106,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="key=value settings to change")
     parser.add_argument("--preset", default=DEFAULT_PRESET)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-train", type=int, help="train on the first N training crystals only")
     parser.add_argument("--results-dir", default="benchmarks/out/levers")
     parser.add_argument("--log", default="benchmarks/out/levers_val.jsonl")
     parser.add_argument("--table", action="store_true", help="print the log as a ranked markdown table")
@@ -141,6 +148,7 @@ def main() -> None:
         results_dir=args.results_dir,
         run_name=f"lever_{args.name}",
         evaluate_on="val",
+        n_train=args.n_train,
     )
     minutes = (time.perf_counter() - started) / 60
     scores = {
@@ -153,6 +161,7 @@ def main() -> None:
         "preset": args.preset,
         "overrides": args.overrides,
         "seed": args.seed,
+        **({} if args.n_train is None else {"n_train": args.n_train}),
         **scores,
         "epochs": len(result.history),
         "minutes": round(minutes, 2),

@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 
 
-def per_crystal_mse(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, mse)`` of the validation rows of one predictions CSV: max-renormalised MSE per crystal."""
+def validation_spectra(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ids (n,), targets (n, n_grid), predictions (n, n_grid))`` of the validation rows of one predictions
+    CSV, sorted by id; no other row is read into the result."""
     import pandas as pd
-
-    from s2p_utils.metrics import per_spectrum_mse, renormalize
 
     frame = pd.read_csv(path)
     frame = frame[frame["split"] == "val"].sort_values("id")
@@ -30,7 +29,15 @@ def per_crystal_mse(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: no validation rows")
     target = np.stack([json.loads(v) for v in frame["target"]])
     prediction = np.stack([json.loads(v) for v in frame["prediction"]])
-    return frame["id"].to_numpy(), per_spectrum_mse(renormalize(target), renormalize(prediction))
+    return frame["id"].to_numpy(), target, prediction
+
+
+def per_crystal_mse(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, mse)`` of the validation rows of one predictions CSV: max-renormalised MSE per crystal."""
+    from s2p_utils.metrics import per_spectrum_mse, renormalize
+
+    ids, target, prediction = validation_spectra(path)
+    return ids, per_spectrum_mse(renormalize(target), renormalize(prediction))
 
 
 def seed_mean(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:

@@ -101,10 +101,12 @@ class TrainConfig:
     ``k·(P+1) … k·(P+1)+P`` (P = ``test_time_permutations``, order 0 is the listed one) instead of every
     member sharing orders ``0 … P``, so with P = 0 each member runs once and the ensemble still averages
     distinct orders; ``ensemble``: number of independently seeded members (their spread is the
-    uncertainty). ``loss``: ``"mae"`` (the paper's), ``"mse"`` or ``"mae_cdf"`` (MAE plus cumulative-
+    uncertainty). ``loss``: ``"mae"`` (the paper's), ``"mse"``, ``"mae_cdf"`` (MAE plus cumulative-
     spectrum terms, :func:`s2p_utils.train.spectrum_shape_loss`: ``shape_weight`` × mean |ΔCDF|, a W₁-like
     term, and ``mean_weight`` × |mean ΔCDF|, the mean-frequency ω̄ error; ``renorm_weight`` moves that share
-    of the MAE term onto the prediction divided by its own peak). ``target_smoothing``: Gaussian
+    of the MAE term onto the prediction divided by its own peak; ``kl_weight`` adds that multiple of the
+    Kullback–Leibler divergence of the unit-sum spectra, Mat2Spec's loss) or ``"mse_cdf"`` (the same with the
+    squared error in place of the absolute one). ``target_smoothing``: Gaussian
     width in grid points applied to the *training* targets only (validation and test stay raw).
     ``weight_decay``: decoupled weight decay of Adam (AdamW; 0 = plain Adam, the paper's).
     ``ema_momentum``: 0 (the paper's) or the per-step momentum of an exponential moving average of the
@@ -144,6 +146,7 @@ class TrainConfig:
     ema_momentum: float = 0.0
     atom_dropout: float = 0.0
     renorm_weight: float = 0.0
+    kl_weight: float = 0.0
 
 
 @dataclass(frozen=True)

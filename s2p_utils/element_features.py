@@ -22,11 +22,22 @@ from __future__ import annotations
 import numpy as np
 from ase.data import atomic_masses, covalent_radii
 
-__all__ = ["ELEMENT_DESCRIPTORS", "N_ELEMENT_DESCRIPTORS", "element_descriptors"]
+__all__ = ["ELEMENT_DESCRIPTORS", "N_ELEMENT_DESCRIPTORS", "element_descriptors", "element_period"]
 
 ELEMENT_DESCRIPTORS = ("log_mass", "inv_sqrt_mass", "covalent_radius", "period", "period_position")
 N_ELEMENT_DESCRIPTORS = len(ELEMENT_DESCRIPTORS)
 _NOBLE_GAS_Z = np.array([0, 2, 10, 18, 36, 54, 86, 118])
+
+
+def element_period(numbers: np.ndarray) -> np.ndarray:
+    """Period (row of the periodic table, 1…7) of atomic numbers ``numbers`` ``(n_atoms,)``: int ``(n_atoms,)``.
+
+    Raises ``ValueError`` for atomic numbers outside 1…118.
+    """
+    z = np.asarray(numbers, dtype=np.int64)
+    if z.size and (z.min() < 1 or z.max() > 118):
+        raise ValueError(f"atomic numbers must lie in 1..118, got {z.min()}..{z.max()}")
+    return np.searchsorted(_NOBLE_GAS_Z, z, side="left")  # Z=1,2 → 1; 3..10 → 2; ...
 
 
 def element_descriptors(numbers: np.ndarray) -> np.ndarray:
@@ -34,11 +45,9 @@ def element_descriptors(numbers: np.ndarray) -> np.ndarray:
 
     Raises ``ValueError`` for atomic numbers outside 1…118.
     """
+    period = element_period(numbers)
     z = np.asarray(numbers, dtype=np.int64)
-    if z.size and (z.min() < 1 or z.max() > 118):
-        raise ValueError(f"atomic numbers must lie in 1..118, got {z.min()}..{z.max()}")
     mass = atomic_masses[z]
-    period = np.searchsorted(_NOBLE_GAS_Z, z, side="left")  # Z=1,2 → 1; 3..10 → 2; ...
     position = z - _NOBLE_GAS_Z[period - 1]
     columns = [
         np.log(mass) / 5.0,

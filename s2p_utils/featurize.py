@@ -28,13 +28,17 @@ from s2p_utils.pdf import FEATURIZER_VERSION, bin_count, mass_weighted_pdf_chunk
 
 __all__ = ["METHODS", "featurize", "save_ragged_npz"]
 
-METHODS = ("pdf", "simple_rdf", "pdf_mass", "pdf_mass_freq")
+METHODS = ("pdf", "simple_rdf", "pdf_mass", "pdf_mass_freq", "pdf_mass_period")
 """The featurizers: ``"pdf"`` (:func:`s2p_utils.pdf.atomic_pdf`), ``"simple_rdf"`` (:func:`s2p_utils.pdf.simple_rdf`),
 ``"pdf_mass"`` (g(r) and its mass-weighted twin, :func:`s2p_utils.pdf.mass_weighted_pdf_chunk`; no legacy form),
-``"pdf_mass_freq"`` (those two and the 1/√mass-weighted g(r): 3 blocks; no legacy form)."""
+``"pdf_mass_freq"`` (those two and the 1/√mass-weighted g(r): 3 blocks; no legacy form),
+``"pdf_mass_period"`` (those three and 4 partial g(r) of the neighbours in periods 1, 2, 3 and ≥ 4: 7 blocks;
+no legacy form)."""
 
 #: Mass powers of the weighted g(r) blocks each mass featurizer appends to g(r).
-MASS_POWERS = {"pdf_mass": (1.0,), "pdf_mass_freq": (1.0, -0.5)}
+MASS_POWERS = {"pdf_mass": (1.0,), "pdf_mass_freq": (1.0, -0.5), "pdf_mass_period": (1.0, -0.5)}
+#: Periods of the neighbours counted by each species-resolved block (H; B–F row; Na–Cl row; heavier).
+PERIOD_GROUPS = {"pdf_mass_period": ((1,), (2,), (3,), (4, 5, 6, 7))}
 
 _MAX_CHUNK_ATOMS = 4096  # atoms per work unit (memory ~ atoms × 200 pairs × 24 bytes)
 
@@ -52,15 +56,26 @@ def _chunk_bounds(sizes: Sequence[int], max_atoms: int) -> list[tuple[int, int]]
 
 
 def _run_chunk(
-    systems: Sequence[System], first_index: int, options: dict[str, Any], masses: Sequence[np.ndarray]
+    systems: Sequence[System],
+    first_index: int,
+    options: dict[str, Any],
+    masses: Sequence[np.ndarray],
+    numbers: Sequence[np.ndarray],
 ) -> list[np.ndarray]:
-    """One work unit: the features of ``systems`` (``systems[0]`` is input ``first_index``; ``masses`` amu)."""
+    """One work unit: the features of ``systems`` (``systems[0]`` is input ``first_index``; ``masses`` amu,
+    ``numbers`` atomic numbers)."""
     options = dict(options)
     method = options.pop("method")
     legacy = options.pop("legacy")
     if method in MASS_POWERS:
         return mass_weighted_pdf_chunk(
-            systems, masses, first_index=first_index, mass_powers=MASS_POWERS[method], **options
+            systems,
+            masses,
+            first_index=first_index,
+            mass_powers=MASS_POWERS[method],
+            numbers=numbers,
+            period_groups=PERIOD_GROUPS.get(method, ()),
+            **options,
         )
     if method == "pdf":
         return pdf_chunk(systems, legacy=legacy, first_index=first_index, **options)
@@ -127,7 +142,8 @@ def featurize(
         structures: ``ase.Atoms`` crystals (positions in Å).
         method: one of :data:`METHODS`: ``"pdf"`` (:func:`s2p_utils.pdf.atomic_pdf`), ``"simple_rdf"``
             (:func:`s2p_utils.pdf.simple_rdf`), ``"pdf_mass"`` or ``"pdf_mass_freq"`` (g(r) with 1 or 2
-            mass-weighted blocks, :func:`s2p_utils.pdf.mass_weighted_pdf_chunk`).
+            mass-weighted blocks, :func:`s2p_utils.pdf.mass_weighted_pdf_chunk`), ``"pdf_mass_period"``
+            (``"pdf_mass_freq"`` and 4 partial g(r) by the neighbours' period).
         legacy: the authors' original recipe. For ``"pdf"`` the bit-exact legacy PDF; for
             ``"simple_rdf"`` the original without periodic images (``periodic=False``), while
             ``legacy=False`` counts periodic images.
@@ -153,6 +169,7 @@ def featurize(
     structures = list(structures)
     systems = [as_system(atoms, f"structure {k}") for k, atoms in enumerate(structures)]
     masses = [np.asarray(atoms.get_masses(), dtype=np.float64) for atoms in structures]
+    numbers = [np.asarray(atoms.numbers) for atoms in structures]
     options = {
         "method": method,
         "legacy": bool(legacy),
@@ -164,7 +181,7 @@ def featurize(
 
     cache_path = key = None
     if cache_dir is not None:
-        key = _cache_key(systems, [np.asarray(a.numbers) for a in structures], options)
+        key = _cache_key(systems, numbers, options)
         cache_path = Path(cache_dir) / f"features_{method}_{key[:32]}.npz"
         if cache_path.is_file():
             cached = _load_cached(cache_path, key, len(systems))
@@ -178,13 +195,14 @@ def featurize(
     with tqdm(total=len(systems), desc=desc, unit="structure", disable=not progress) as bar:
         if n_jobs == 1:
             for a, b in bounds:
-                features.extend(_run_chunk(systems[a:b], a, options, masses[a:b]))
+                features.extend(_run_chunk(systems[a:b], a, options, masses[a:b], numbers[a:b]))
                 bar.update(b - a)
         else:
             # parallel_config (unlike Parallel(backend=...)) also knows the external "dask" backend.
             with parallel_config(backend=backend or "loky", n_jobs=n_jobs):
                 results = Parallel(return_as="generator")(
-                    delayed(_run_chunk)(systems[a:b], a, options, masses[a:b]) for a, b in bounds
+                    delayed(_run_chunk)(systems[a:b], a, options, masses[a:b], numbers[a:b])
+                    for a, b in bounds
                 )
                 for (a, b), rows in zip(bounds, results, strict=True):
                     features.extend(rows)

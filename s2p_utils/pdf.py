@@ -79,6 +79,7 @@ from ase import Atoms
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.distance import cdist
 
+from s2p_utils.element_features import element_period
 from s2p_utils.neighbours import HalfPairs, System, as_system, ase_pairs, check_systems
 
 __all__ = [
@@ -253,8 +254,10 @@ def mass_weighted_pdf_chunk(
     sigma_bins: float,
     first_index: int = 0,
     mass_powers: Sequence[float] = (1.0,),
+    numbers: Sequence[np.ndarray] | None = None,
+    period_groups: Sequence[Sequence[int]] = (),
 ) -> list[np.ndarray]:
-    """The corrected per-atom g(r) beside mass-weighted twins: float64 ``(n_atoms_i, (1 + P)·n_bins)``.
+    """The corrected per-atom g(r) beside mass-weighted twins: float64 ``(n_atoms_i, (1 + P + G)·n_bins)``.
 
     Columns ``0…n_bins−1`` are :func:`atomic_pdf` (``legacy=False``); block ``k`` of the ``P =
     len(mass_powers)`` further blocks counts each neighbour ``j`` with weight ``m_j^p / mean(m^p)``
@@ -265,7 +268,14 @@ def mass_weighted_pdf_chunk(
     ``1/√m``, the scale of a light atom's frequency (``"pdf_mass_freq"`` adds it: for crystals of three or
     more elements it is not a linear combination of the other two blocks). ``masses``: amu
     ``(n_atoms_i,)`` per structure.
+
+    The last ``G = len(period_groups)`` blocks are species-resolved partial g(r): block ``k`` counts only
+    the neighbours whose element sits in a period (row of the periodic table) listed in
+    ``period_groups[k]``, so blocks whose groups cover every period sum to g(r) (featurizer
+    ``"pdf_mass_period"``). They need ``numbers``, the atomic numbers ``(n_atoms_i,)`` per structure.
     """
+    if period_groups and numbers is None:
+        raise ValueError("period_groups needs the atomic numbers of every structure")
     n_bins = bin_count(r_max, bin_width)
     pairs = HalfPairs(systems, r_max + _CUTOFF_MARGIN, first_index)
     keep = pairs.distances < r_max
@@ -275,8 +285,14 @@ def mass_weighted_pdf_chunk(
         scaled = [np.asarray(m, dtype=np.float64) ** float(power) for m in masses]
         relative = np.concatenate([m / np.mean(m) for m in scaled])
         blocks.append(pairs.weighted_bincount(bins, keep, n_bins, relative))
+    if period_groups:
+        periods = element_period(np.concatenate([np.asarray(z) for z in numbers]))
+        for group in period_groups:
+            blocks.append(
+                pairs.weighted_bincount(bins, keep, n_bins, np.isin(periods, group).astype(np.float64))
+            )
     rows = np.stack([_per_density(c, systems, pairs.atom_offsets, r_max, bin_width) for c in blocks], axis=1)
-    if sigma_bins > 0:  # each block smoothed along its own bins: (atoms, 1 + P, n_bins)
+    if sigma_bins > 0:  # each block smoothed along its own bins: (atoms, blocks, n_bins)
         rows = gaussian_filter1d(rows, sigma_bins, axis=-1, mode="nearest", truncate=4.0)
     rows = rows.reshape(len(rows), len(blocks) * n_bins)
     return _split_rows(rows, pairs.atom_offsets)

@@ -345,14 +345,23 @@ def _restore(model, checkpoint: Path) -> None:
         target.assign(source)
 
 
-#: Losses a :class:`TrainConfig` may name: Keras' ``"mae"`` (the paper's) and ``"mse"``, and ``"mae_cdf"``.
-LOSSES = ("mae", "mse", "mae_cdf")
+#: Losses a :class:`TrainConfig` may name: Keras' ``"mae"`` (the paper's) and ``"mse"``, and the spectrum-shape
+#: losses ``"mae_cdf"`` and ``"mse_cdf"`` (:func:`spectrum_shape_loss`).
+LOSSES = ("mae", "mse", "mae_cdf", "mse_cdf")
+SHAPE_LOSSES = ("mae_cdf", "mse_cdf")
 
 
 def spectrum_shape_loss(
-    y_true, y_pred, shape_weight: float = 1.0, mean_weight: float = 0.0, renorm_weight: float = 0.0
+    y_true,
+    y_pred,
+    shape_weight: float = 1.0,
+    mean_weight: float = 0.0,
+    renorm_weight: float = 0.0,
+    kl_weight: float = 0.0,
+    squared: bool = False,
 ):
-    """``"mae_cdf"``: MAE plus weighted terms of the cumulative spectra: float ``(batch,)``.
+    """``"mae_cdf"`` (``"mse_cdf"`` with ``squared``): MAE plus weighted terms of the cumulative spectra:
+    float ``(batch,)``.
 
     Both spectra ``(batch, n_grid)`` are clipped at 0 and normalised to unit sum. With ΔCDF(k) =
     CDF_y(k) − CDF_p(k), the loss is ``MAE + shape_weight · mean_k |ΔCDF(k)| + mean_weight · |mean_k ΔCDF(k)|``.
@@ -361,16 +370,24 @@ def spectrum_shape_loss(
     the mean frequency ω̄ in the same units (ω̄_p − ω̄_y = Δω · Σ_k ΔCDF(k) on a uniform grid). With
     ``renorm_weight`` w > 0 the MAE term is ``(1 − w) · MAE(y, p) + w · MAE(y, p / max p)``: part of it
     scores the prediction divided by its own peak, as the max-renormalised columns do, while the rest keeps
-    the raw scale.
+    the raw scale. With ``kl_weight`` > 0 the loss adds ``kl_weight · KL(y ‖ p)`` (nats) of the unit-sum
+    spectra, Mat2Spec's loss on sum-normalised spectra (``KL_FLOOR`` keeps empty bins finite).
+    ``squared=True`` (``"mse_cdf"``) puts the squared error in place of the absolute one in the pointwise
+    term (and its ``renorm_weight`` share): the conditional mean instead of the median at every grid point,
+    and the MSE that Table 1 scores.
     """
     import keras
 
     ops = keras.ops
-    absolute = ops.mean(ops.abs(y_true - y_pred), axis=-1)
+
+    def pointwise(y, p):
+        return ops.mean(ops.square(y - p) if squared else ops.abs(y - p), axis=-1)
+
+    absolute = pointwise(y_true, y_pred)
     if renorm_weight:
         from s2p_utils.model import divide_by_peak
 
-        renormalised = ops.mean(ops.abs(y_true - divide_by_peak(y_pred)), axis=-1)
+        renormalised = pointwise(y_true, divide_by_peak(y_pred))
         absolute = (1.0 - renorm_weight) * absolute + renorm_weight * renormalised
     y_true = ops.maximum(ops.cast(y_true, y_pred.dtype), 0.0)
     y_pred = ops.maximum(y_pred, 0.0)
@@ -380,25 +397,54 @@ def spectrum_shape_loss(
     loss = absolute + shape_weight * ops.mean(ops.abs(gap), axis=-1)
     if mean_weight:
         loss = loss + mean_weight * ops.abs(ops.mean(gap, axis=-1))
+    if kl_weight:
+        p_true = y_true / (ops.sum(y_true, axis=-1, keepdims=True) + 1e-6)
+        p_pred = y_pred / (ops.sum(y_pred, axis=-1, keepdims=True) + 1e-6)
+        ratio = (p_true + KL_FLOOR) / (p_pred + KL_FLOOR)
+        loss = loss + kl_weight * ops.sum(p_true * ops.log(ratio), axis=-1)
     return loss
 
 
-def _loss(name: str, shape_weight: float = 1.0, mean_weight: float = 0.0, renorm_weight: float = 0.0):
+KL_FLOOR = 1e-4
+"""Added to both unit-sum spectra inside the logarithm of the ``kl_weight`` term (bins where either is empty)."""
+
+
+def _loss(
+    name: str,
+    shape_weight: float = 1.0,
+    mean_weight: float = 0.0,
+    renorm_weight: float = 0.0,
+    kl_weight: float = 0.0,
+):
     if name not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
-    if shape_weight < 0 or mean_weight < 0:
-        raise ValueError(f"shape_weight and mean_weight must be ≥ 0, got {shape_weight}, {mean_weight}")
-    if not 0 <= renorm_weight <= 1 or (renorm_weight and name != "mae_cdf"):
+    if shape_weight < 0 or mean_weight < 0 or kl_weight < 0:
         raise ValueError(
-            f"renorm_weight must be in [0, 1] and needs loss='mae_cdf', got {renorm_weight}, {name!r}"
+            f"shape_weight, mean_weight and kl_weight must be ≥ 0, got {shape_weight}, {mean_weight}, {kl_weight}"
         )
-    if name != "mae_cdf":
+    if kl_weight and name not in SHAPE_LOSSES:
+        raise ValueError(f"kl_weight needs a spectrum-shape loss {SHAPE_LOSSES}, got {name!r}")
+    if not 0 <= renorm_weight <= 1 or (renorm_weight and name not in SHAPE_LOSSES):
+        raise ValueError(
+            f"renorm_weight must be in [0, 1] and needs a spectrum-shape loss {SHAPE_LOSSES}, got "
+            f"{renorm_weight}, {name!r}"
+        )
+    if name not in SHAPE_LOSSES:
         return name
-    if shape_weight == 1.0 and mean_weight == 0.0 and renorm_weight == 0.0:
+    squared = name == "mse_cdf"
+    if (
+        shape_weight == 1.0
+        and mean_weight == 0.0
+        and renorm_weight == 0.0
+        and kl_weight == 0.0
+        and not squared
+    ):
         return spectrum_shape_loss
 
     def weighted_shape_loss(y_true, y_pred):
-        return spectrum_shape_loss(y_true, y_pred, shape_weight, mean_weight, renorm_weight)
+        return spectrum_shape_loss(
+            y_true, y_pred, shape_weight, mean_weight, renorm_weight, kl_weight, squared
+        )
 
     return weighted_shape_loss
 
@@ -438,7 +484,9 @@ def compile_model(model, config: TrainConfig, *, jit_compile: bool | str = "auto
                 use_ema=config.ema_momentum > 0,
                 ema_momentum=config.ema_momentum or 0.99,
             ),
-            loss=_loss(config.loss, config.shape_weight, config.mean_weight, config.renorm_weight),
+            loss=_loss(
+                config.loss, config.shape_weight, config.mean_weight, config.renorm_weight, config.kl_weight
+            ),
             metrics=["mse"],
             jit_compile=jit_compile,
         )

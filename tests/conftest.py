@@ -52,3 +52,26 @@ def benchmark_script():
         return module
 
     return load
+
+
+@pytest.fixture()
+def lever_csv():
+    """Write a lever run's predictions CSV (``id,split,target,prediction``) of three crystals ``b, a, c``
+    with targets ``[0, 1, .5]``, ``[1, 0, 0]``, ``[0, 0, 1]``: ``lever_csv(path, predictions, splits)``."""
+    import json
+
+    import pandas as pd
+
+    def write(path: Path, predictions, splits=("val", "val", "test")) -> Path:
+        target = [[0.0, 1.0, 0.5], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+        pd.DataFrame(
+            {
+                "id": ["b", "a", "c"],
+                "split": list(splits),
+                "target": [json.dumps(t) for t in target],
+                "prediction": [json.dumps(p) for p in predictions],
+            }
+        ).to_csv(path, index=False)
+        return path
+
+    return write

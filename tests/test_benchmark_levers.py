@@ -56,3 +56,21 @@ def test_min_seeds_ranks_only_configurations_run_with_enough_seeds(tmp_path, ben
     assert (
         lucky[1] == "lucky" and lucky[-5] == "–"
     )  # listed, not ranked (mean rank, then seeds, epochs, minutes)
+
+
+def test_runs_on_fewer_training_crystals_are_their_own_configuration(tmp_path, benchmark_script):
+    """``--n-train N`` (a learning-curve point) is logged and kept apart from the full training set."""
+    levers = benchmark_script("levers")
+    log = tmp_path / "levers.jsonl"
+    lines = [
+        _line("full", [], 0, 0.02),
+        {**_line("n300", [], 0, 0.04), "n_train": 300},
+        {**_line("n300_s1", [], 1, 0.06), "n_train": 300},
+    ]
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    rows = levers.table(log).splitlines()[2:]
+    assert len(rows) == 2
+    n300 = [cell.strip() for cell in next(row for row in rows if "n300" in row).split("|")]
+    assert n300[2] == "--n-train 300" and n300[3] == "0.0500" and n300[-4] == "2"
+    full = [cell.strip() for cell in next(row for row in rows if "full" in row).split("|")]
+    assert full[2] == "–" and full[3] == "0.0200"

@@ -3,34 +3,18 @@ the paired bootstrap interval."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
-import pandas as pd
 import pytest
 
 
-def _csv(path, predictions, splits=("val", "val", "test")):
-    target = [[0.0, 1.0, 0.5], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
-    pd.DataFrame(
-        {
-            "id": ["b", "a", "c"],
-            "split": list(splits),
-            "target": [json.dumps(t) for t in target],
-            "prediction": [json.dumps(p) for p in predictions],
-        }
-    ).to_csv(path, index=False)
-    return path
-
-
-def test_per_crystal_mse_renormalises_and_keeps_validation_rows_only(tmp_path, benchmark_script):
+def test_per_crystal_mse_renormalises_and_keeps_validation_rows_only(tmp_path, benchmark_script, lever_csv):
     module = benchmark_script("paired_bootstrap")
-    path = _csv(tmp_path / "run.csv", [[0.0, 0.5, 0.25], [2.0, 2.0, 0.0], [5.0, 0.0, 0.0]])
+    path = lever_csv(tmp_path / "run.csv", [[0.0, 0.5, 0.25], [2.0, 2.0, 0.0], [5.0, 0.0, 0.0]])
     ids, mse = module.per_crystal_mse(path)
     assert ids.tolist() == ["a", "b"]  # sorted, the test row dropped
     # "b" is the target at half height: 0 after renormalisation; "a" predicts [1, 1, 0] for [1, 0, 0]
     np.testing.assert_allclose(mse, [1 / 3, 0.0], atol=1e-12)
-    other = _csv(
+    other = lever_csv(
         tmp_path / "other.csv", [[0.0, 1.0, 0.5], [1.0, 0.0, 0.0], [0, 0, 1]], ("val", "test", "val")
     )
     with pytest.raises(ValueError, match="differ"):

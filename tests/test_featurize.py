@@ -522,3 +522,33 @@ def test_pdf_mass_freq_adds_the_inverse_sqrt_mass_block_which_separates_a_ternar
     assert rank(perovskite) == 3
     with pytest.raises(ValueError, match="no legacy form"):
         featurize([salt], method="pdf_mass_freq", legacy=True, progress=False)
+
+
+def test_pdf_mass_period_adds_partial_pdfs_by_neighbour_period_which_sum_to_the_pdf():
+    """``pdf_mass_period``: the 3 blocks of ``pdf_mass_freq`` and 4 partial g(r), one per neighbour period
+    group (1; 2; 3; ≥ 4); the partials sum to g(r), and in NaCl an Na atom's first shell (Cl, period 3)
+    is all in the period-3 block and its second shell (Na, period 3) too, while LiF splits them."""
+    from ase.build import bulk
+
+    salt = bulk("NaCl", "rocksalt", a=5.64)
+    rows = featurize([salt], method="pdf_mass_period", progress=False)[0]
+    blocks = np.split(rows, 7, axis=1)
+    np.testing.assert_allclose(
+        np.hstack(blocks[:3]),
+        featurize([salt], method="pdf_mass_freq", progress=False)[0],
+        rtol=1e-12,
+        atol=1e-12,
+    )
+    np.testing.assert_allclose(sum(blocks[3:]), blocks[0], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(blocks[5], blocks[0], rtol=1e-10, atol=1e-10)  # Na and Cl: both period 3
+    lithium_fluoride = bulk("LiF", "rocksalt", a=4.03)  # Li and F: both period 2
+    hydride = bulk("LiH", "rocksalt", a=4.08)  # Li period 2, H period 1
+    g, _, _, period1, period2, period3, heavy = np.split(
+        featurize([lithium_fluoride, hydride], method="pdf_mass_period", progress=False)[1], 7, axis=1
+    )
+    first_shell = int(2.04 / 0.1)  # Li–H at a/2
+    assert period1[0, first_shell] == pytest.approx(g[0, first_shell], rel=1e-6)  # Li sees H first
+    assert period2[0, first_shell] < 1e-3 * g[0, first_shell]
+    assert np.abs(period3).max() == 0 and np.abs(heavy).max() == 0
+    with pytest.raises(ValueError, match="no legacy form"):
+        featurize([salt], method="pdf_mass_period", legacy=True, progress=False)

@@ -324,3 +324,40 @@ def test_renorm_weight_scores_part_of_the_mae_on_the_peak_normalised_prediction(
         _loss("mae_cdf", renorm_weight=1.5)
     with pytest.raises(ValueError, match="renorm_weight"):
         _loss("mae", renorm_weight=0.5)
+
+
+def test_kl_weight_adds_the_divergence_of_the_unit_sum_spectra():
+    """``kl_weight`` adds ``w · KL(y ‖ p)`` of the sum-normalised spectra: zero for a prediction of the
+    target's shape at any scale, the closed form for two two-bin spectra, and only with ``mae_cdf``."""
+    from s2p_utils.train import KL_FLOOR, _loss, spectrum_shape_loss
+
+    y = np.array([[0.0, 1.0, 3.0, 0.0]], dtype=np.float32)
+    base = float(spectrum_shape_loss(y, 2 * y)[0])
+    assert float(spectrum_shape_loss(y, 2 * y, kl_weight=5.0)[0]) == pytest.approx(base, abs=1e-5)
+    target = np.array([[1.0, 1.0]], dtype=np.float32)
+    prediction = np.array([[1.0, 3.0]], dtype=np.float32)
+    plain = float(spectrum_shape_loss(target, prediction)[0])
+    p, q = np.array([0.5, 0.5]) + KL_FLOOR, np.array([0.25, 0.75]) + KL_FLOOR
+    expected = np.sum(np.array([0.5, 0.5]) * np.log(p / q))
+    assert float(spectrum_shape_loss(target, prediction, kl_weight=2.0)[0]) - plain == pytest.approx(
+        2 * expected, rel=1e-3
+    )
+    with pytest.raises(ValueError, match="kl_weight"):
+        _loss("mae", kl_weight=0.5)
+    with pytest.raises(ValueError, match="kl_weight"):
+        _loss("mae_cdf", kl_weight=-1.0)
+
+
+def test_mse_cdf_puts_the_squared_error_in_the_pointwise_term():
+    """``loss="mse_cdf"``: the shape terms of ``mae_cdf`` plus the mean *squared* error (not the absolute)."""
+    from s2p_utils.train import _loss, spectrum_shape_loss
+
+    y = np.array([[0.0, 1.0, 0.5, 0.0]], dtype=np.float32)
+    p = np.array([[0.0, 0.5, 0.5, 0.0]], dtype=np.float32)
+    absolute = float(spectrum_shape_loss(y, p)[0])
+    squared = float(_loss("mse_cdf")(y, p)[0])
+    assert absolute - squared == pytest.approx(np.mean(np.abs(y - p)) - np.mean((y - p) ** 2), abs=1e-6)
+    renormalised = float(_loss("mse_cdf", renorm_weight=1.0)(y, p)[0])  # p / max p = [0, 1, 1, 0]
+    assert renormalised - squared == pytest.approx(
+        np.mean((np.array([0, 1, 1, 0]) - y) ** 2) - np.mean((y - p) ** 2), abs=1e-6
+    )
