@@ -13,7 +13,8 @@ One JSON line per run (every validation score of :func:`s2p_utils.metrics.spectr
 prints that log as the markdown table of ``benchmarks/README.md`` and applies the selection rule,
 :data:`RULE`: the lowest mean rank over :data:`RANKED` (validation only; ties → lower MSE). Runs of the same
 overrides with other ``--seed`` values are averaged into one row (column ``seeds``). ``--n-train N`` trains
-on the first ``N`` training crystals only (a learning curve; part of the configuration).
+on the first ``N`` training crystals only (a learning curve; part of the configuration); ``--pseudo-labels K``
+adds ``K`` crystals labelled by the shipped model to the training part (``pseudo_labels.py``).
 """
 
 from __future__ import annotations
@@ -51,13 +52,15 @@ def table(log: Path, min_seeds: int = 1) -> str:
     # first run. Lines written before the preset was logged ran on DEFAULT_PRESET.
     frame["preset"] = frame.get("preset", pd.Series(index=frame.index, dtype=object)).fillna(DEFAULT_PRESET)
     n_train = frame.get("n_train", pd.Series(index=frame.index, dtype=float))
+    pseudo = frame.get("pseudo_labels", pd.Series(index=frame.index, dtype=float))
     frame["config"] = [
         " ".join(
             ([] if preset == DEFAULT_PRESET else [f"--preset {preset}"])
             + ([] if pd.isna(n) else [f"--n-train {int(n)}"])
+            + ([] if pd.isna(k) else [f"--pseudo-labels {int(k)}"])
             + list(overrides)
         )
-        for preset, n, overrides in zip(frame["preset"], n_train, frame["overrides"], strict=True)
+        for preset, n, k, overrides in zip(frame["preset"], n_train, pseudo, frame["overrides"], strict=True)
     ]
     frame = frame.sort_values("seed", kind="stable")
     numeric = [c for c in frame.columns if c.startswith("val_") or c in ("epochs", "minutes")]
@@ -107,6 +110,9 @@ def main() -> None:
     parser.add_argument("--preset", default=DEFAULT_PRESET)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-train", type=int, help="train on the first N training crystals only")
+    parser.add_argument(
+        "--pseudo-labels", type=int, help="add K teacher-labelled unlabelled crystals to the training part"
+    )
     parser.add_argument("--results-dir", default="benchmarks/out/levers")
     parser.add_argument("--log", default="benchmarks/out/levers_val.jsonl")
     parser.add_argument("--table", action="store_true", help="print the log as a ranked markdown table")
@@ -141,9 +147,18 @@ def main() -> None:
         **changes["top"],
     )
     started = time.perf_counter()
+    dataset, split = None, "chen2021"
+    if args.pseudo_labels:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from pseudo_labels import pseudo_labelled_dataset
+
+        dataset, split = pseudo_labelled_dataset(config, args.pseudo_labels)
     result = run_experiment(
         config,
-        split="chen2021",
+        split=split,
+        dataset=dataset,
         seed=args.seed,
         results_dir=args.results_dir,
         run_name=f"lever_{args.name}",
@@ -162,6 +177,7 @@ def main() -> None:
         "overrides": args.overrides,
         "seed": args.seed,
         **({} if args.n_train is None else {"n_train": args.n_train}),
+        **({} if not args.pseudo_labels else {"pseudo_labels": args.pseudo_labels}),
         **scores,
         "epochs": len(result.history),
         "minutes": round(minutes, 2),
