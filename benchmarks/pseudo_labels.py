@@ -3,10 +3,10 @@
 The mirror's ``mp_binaries_cif/`` holds 3953 Materials Project crystals without phonon spectra. A teacher
 trained on the chen2021 training part (default: the shipped ``s2p:e3nn_phdos_mass`` ensemble, whose early
 stopping and σ calibration saw the validation part, never the test part) predicts their spectra; ``k`` of
-them, drawn at random among those that are not in the e3nn dataset at all (by Materials Project id) and fit
-``max_atoms``, join the training part with those predictions, divided by their peaks as the e3nn targets
-are, as targets. Validation and test parts are the
-dataset's own, with their true spectra. ``levers.py NAME --pseudo-labels K`` trains one member on it::
+them, drawn at random (the same draw for every seed) among those that are not in the e3nn dataset at all
+(by Materials Project id) and fit ``max_atoms``, join the training part with those predictions as targets,
+divided by their peaks as the e3nn targets are. Validation and test parts are the dataset's own, with their
+true spectra. ``levers.py NAME --pseudo-labels K`` trains one member on it::
 
     S2P_DATA_MIRROR=../shared/dos_datasets .venv/bin/python benchmarks/levers.py pseudo1200 output_norm=max \\
         --preset e3nn_phdos_mass --pseudo-labels 1200
