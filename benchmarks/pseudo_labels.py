@@ -14,20 +14,16 @@ true spectra. ``levers.py NAME --pseudo-labels K`` trains one member on it::
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from predict_speed import default_cif_dir  # noqa: E402  (a sibling script, not a package)
+
 TEACHER = "s2p:e3nn_phdos_mass"
 SPLIT = "chen2021"
-
-
-def cif_dir() -> Path:
-    """``mp_binaries_cif/`` of the mirror (``$S2P_DATA_MIRROR`` or ``../shared/dos_datasets``)."""
-    mirror = os.environ.get("S2P_DATA_MIRROR")
-    return (Path(mirror) if mirror else REPO.parent / "shared" / "dos_datasets") / "mp_binaries_cif"
 
 
 def unlabelled_files(folder: Path, known_ids: set[str]) -> list[Path]:
@@ -76,7 +72,7 @@ def pseudo_labelled_dataset(config, k: int, *, teacher: str = TEACHER, seed: int
     from s2p_utils.prediction import load_predictor
 
     dataset = load(config.dataset, progress=False)
-    files = unlabelled_files(cif_dir(), set(map(str, dataset.ids)))
+    files = unlabelled_files(default_cif_dir(), set(map(str, dataset.ids)))
     from ase import Atoms
 
     structures = read_structures(files)

@@ -391,15 +391,16 @@ def spectrum_shape_loss(
         absolute = (1.0 - renorm_weight) * absolute + renorm_weight * renormalised
     y_true = ops.maximum(ops.cast(y_true, y_pred.dtype), 0.0)
     y_pred = ops.maximum(y_pred, 0.0)
-    cdf_true = ops.cumsum(y_true, axis=-1) / (ops.sum(y_true, axis=-1, keepdims=True) + 1e-6)
-    cdf_pred = ops.cumsum(y_pred, axis=-1) / (ops.sum(y_pred, axis=-1, keepdims=True) + 1e-6)
+    total_true = ops.sum(y_true, axis=-1, keepdims=True) + 1e-6  # each spectrum's area, once
+    total_pred = ops.sum(y_pred, axis=-1, keepdims=True) + 1e-6
+    cdf_true = ops.cumsum(y_true, axis=-1) / total_true
+    cdf_pred = ops.cumsum(y_pred, axis=-1) / total_pred
     gap = cdf_true - cdf_pred
     loss = absolute + shape_weight * ops.mean(ops.abs(gap), axis=-1)
     if mean_weight:
         loss = loss + mean_weight * ops.abs(ops.mean(gap, axis=-1))
     if kl_weight:
-        p_true = y_true / (ops.sum(y_true, axis=-1, keepdims=True) + 1e-6)
-        p_pred = y_pred / (ops.sum(y_pred, axis=-1, keepdims=True) + 1e-6)
+        p_true, p_pred = y_true / total_true, y_pred / total_pred
         ratio = (p_true + KL_FLOOR) / (p_pred + KL_FLOOR)
         loss = loss + kl_weight * ops.sum(p_true * ops.log(ratio), axis=-1)
     return loss
