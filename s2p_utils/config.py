@@ -160,6 +160,9 @@ class ExperimentConfig:
     # "pdf" (per-atom PDF), "simple_rdf", "pdf_mass" or "pdf_mass_freq" (s2p_utils.featurize.METHODS)
     featurizer: str = "pdf"
     element_descriptors: bool = False  # append mass/radius/period descriptors to every PDF row
+    # how a distance enters the corrected g(r) bins: "floor" (its bin) or "linear" (shared between the two
+    # nearest bin centres, keeping sub-bin distances; s2p_utils.pdf.DEPOSITS)
+    pdf_deposit: str = "floor"
     pdf_scale: float = (
         1.0  # multiplies the PDF values (g(r) peaks reach ~10; 0.25 keeps LSTM gates unsaturated)
     )

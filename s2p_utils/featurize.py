@@ -24,7 +24,14 @@ from tqdm.auto import tqdm
 
 from s2p_utils.neighbours import System, as_system
 from s2p_utils.paths import atomic_path
-from s2p_utils.pdf import FEATURIZER_VERSION, bin_count, mass_weighted_pdf_chunk, pdf_chunk, simple_rdf_chunk
+from s2p_utils.pdf import (
+    DEPOSITS,
+    FEATURIZER_VERSION,
+    bin_count,
+    mass_weighted_pdf_chunk,
+    pdf_chunk,
+    simple_rdf_chunk,
+)
 
 __all__ = ["METHODS", "featurize", "save_ragged_npz"]
 
@@ -67,6 +74,18 @@ def _run_chunk(
     options = dict(options)
     method = options.pop("method")
     legacy = options.pop("legacy")
+    deposit = options.pop("deposit", "floor")
+    if deposit != "floor":  # featurize() allows it for the corrected g(r) methods only
+        return mass_weighted_pdf_chunk(
+            systems,
+            masses,
+            first_index=first_index,
+            mass_powers=MASS_POWERS.get(method, ()),
+            numbers=numbers,
+            period_groups=PERIOD_GROUPS.get(method, ()),
+            deposit=deposit,
+            **options,
+        )
     if method in MASS_POWERS:
         return mass_weighted_pdf_chunk(
             systems,
@@ -135,6 +154,7 @@ def featurize(
     r_max: float = 10.0,
     bin_width: float = 0.1,
     sigma_bins: float = 1.0,
+    deposit: str = "floor",
 ) -> list[np.ndarray]:
     """Featurize many crystals: one per-atom PDF array per structure.
 
@@ -155,6 +175,10 @@ def featurize(
         backend: joblib backend for ``n_jobs != 1`` (default ``"loky"`` processes; ``"dask"`` needs an
             active ``dask.distributed.Client``).
         r_max, bin_width, sigma_bins: as in :func:`s2p_utils.pdf.atomic_pdf` (Å, Å, bins).
+        deposit: how a distance enters the bins (:data:`s2p_utils.pdf.DEPOSITS`): ``"floor"`` (the bin
+            that holds it) or ``"linear"`` (shared between the two nearest bin centres, so sub-bin
+            distances survive); ``"linear"`` exists for the corrected g(r) methods only (``"pdf"`` with
+            ``legacy=False`` and the mass-weighted ones).
 
     Returns:
         list of float64 ``(n_atoms_i, n_bins)`` arrays, in the order of ``structures``.
@@ -166,6 +190,12 @@ def featurize(
         raise ValueError(f"unknown featurization method {method!r}; choose one of {METHODS}")
     if method in MASS_POWERS and legacy:
         raise ValueError(f"the mass-weighted PDF ({method!r}) has no legacy form")
+    if deposit not in DEPOSITS:
+        raise ValueError(f"unknown deposit {deposit!r}; choose one of {DEPOSITS}")
+    if deposit != "floor" and (legacy or method == "simple_rdf"):
+        raise ValueError(
+            f"deposit={deposit!r} exists for the corrected g(r) only, not for method={method!r} legacy={legacy}"
+        )
     structures = list(structures)
     systems = [as_system(atoms, f"structure {k}") for k, atoms in enumerate(structures)]
     masses = [np.asarray(atoms.get_masses(), dtype=np.float64) for atoms in structures]
@@ -177,6 +207,8 @@ def featurize(
         "bin_width": float(bin_width),
         "sigma_bins": float(sigma_bins),
     }
+    if deposit != "floor":  # the default leaves the cache key (and existing caches) as they were
+        options["deposit"] = deposit
     bin_count(r_max, bin_width)  # validates the grid before any work
 
     cache_path = key = None

@@ -50,7 +50,7 @@ def model_inputs(
 
     Args:
         structures: ``ase.Atoms`` crystals (Cartesian positions in Å).
-        config: the preset; uses ``config.featurizer`` (``"pdf"``/``"simple_rdf"``),
+        config: the preset; uses ``config.featurizer`` (``"pdf"``/``"simple_rdf"``), ``config.pdf_deposit``,
             ``config.element_descriptors`` (append :func:`s2p_utils.element_features.element_descriptors`
             columns to every PDF row), ``model.max_atoms``, ``model.grid_input`` and ``model.n_out``.
         legacy: the authors' original featurisation (see :func:`s2p_utils.featurize.featurize`).
@@ -87,6 +87,7 @@ def model_inputs(
         structures,
         method=config.featurizer,
         legacy=legacy,
+        deposit=config.pdf_deposit,
         n_jobs=n_jobs,
         progress=progress,
         cache_dir=feature_cache_dir() if cache else None,

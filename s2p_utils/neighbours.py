@@ -373,13 +373,17 @@ class HalfPairs:
         """int64, shape of ``pair_index``: the structure (0-based within the chunk) of each pair."""
         return np.searchsorted(self.pair_offsets, pair_index, side="right") - 1
 
-    def bincount(self, bins: np.ndarray, keep: np.ndarray | None, n_bins: int) -> np.ndarray:
+    def bincount(
+        self, bins: np.ndarray, keep: np.ndarray | None, n_bins: int, pair_weights: np.ndarray | None = None
+    ) -> np.ndarray:
         """Per-atom histograms: int64 ``(n_atoms, n_bins)``, each kept pair counted for both its atoms.
 
         Args:
             bins: int64 ``(n_pairs,)`` bin of each pair, in ``[0, n_bins)``.
             keep: bool ``(n_pairs,)`` pairs to count, or ``None`` for all.
             n_bins: number of bins.
+            pair_weights: float ``(n_pairs,)``: each pair adds its weight (to both atoms) instead of 1;
+                the histograms are then float64.
         """
         dump = self.n_atoms * n_bins
         # key = (first_atom_of_structure + local_atom) * n_bins + bin
@@ -389,22 +393,31 @@ class HalfPairs:
         keys += per_pair[:, None]
         if keep is not None:
             keys[~keep] = dump
-        counts = np.bincount(keys.ravel(), minlength=dump + 1)[:dump]
+        weights = None if pair_weights is None else np.repeat(np.asarray(pair_weights, dtype=np.float64), 2)
+        counts = np.bincount(keys.ravel(), weights=weights, minlength=dump + 1)[:dump]
         return counts.reshape(self.n_atoms, n_bins)
 
     def weighted_bincount(
-        self, bins: np.ndarray, keep: np.ndarray | None, n_bins: int, atom_weights: np.ndarray
+        self,
+        bins: np.ndarray,
+        keep: np.ndarray | None,
+        n_bins: int,
+        atom_weights: np.ndarray,
+        pair_weights: np.ndarray | None = None,
     ) -> np.ndarray:
         """Per-atom histograms weighted by the *other* atom of each pair: float64 ``(n_atoms, n_bins)``.
 
         Atom ``i`` of pair ``(i, j)`` receives ``atom_weights[j]`` in the pair's bin and ``j`` receives
-        ``atom_weights[i]``. ``atom_weights``: float ``(n_atoms,)`` over the chunk's atoms (global order).
+        ``atom_weights[i]``. ``atom_weights``: float ``(n_atoms,)`` over the chunk's atoms (global order);
+        ``pair_weights``: float ``(n_pairs,)``, a further factor per pair (both atoms), or ``None``.
         """
         dump = self.n_atoms * n_bins
         starts = np.repeat(self.atom_offsets[:-1], self.n_pairs)
         first, second = self.local_atoms[:, 0] + starts, self.local_atoms[:, 1] + starts
         keys = np.stack([first * n_bins + bins, second * n_bins + bins], axis=1)
         weights = np.stack([atom_weights[second], atom_weights[first]], axis=1).astype(np.float64)
+        if pair_weights is not None:
+            weights *= np.asarray(pair_weights, dtype=np.float64)[:, None]
         if keep is not None:
             keys[~keep] = dump
         counts = np.bincount(keys.ravel(), weights=weights.ravel(), minlength=dump + 1)[:dump]

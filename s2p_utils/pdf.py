@@ -90,6 +90,7 @@ __all__ = [
     "legacy_shell_volumes",
     "shell_volumes",
     "bin_count",
+    "DEPOSITS",
     "pdf_chunk",
     "simple_rdf_chunk",
 ]
@@ -208,6 +209,33 @@ def _corrected_bins(distances: np.ndarray, bin_width: float, n_bins: int) -> np.
     return np.minimum((distances / bin_width).astype(np.int64), n_bins - 1)
 
 
+DEPOSITS = ("floor", "linear")
+"""How a distance enters the corrected g(r) bins (:func:`mass_weighted_pdf_chunk`): ``"floor"`` counts it in
+the bin ``[kΔ, (k + 1)Δ)`` that holds it (the default, :func:`atomic_pdf`); ``"linear"`` shares it between
+the two bins whose centres ``(k + ½)Δ`` bracket it, in proportion to its closeness to each (cloud-in-cell),
+so a row keeps each distance to well below a bin width (its weighted centre of bins is the distance itself)."""
+
+
+def _linear_bins(
+    distances: np.ndarray, bin_width: float, n_bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cloud-in-cell deposition of ``distances`` (Å, ``(n_pairs,)``): int64 lower and upper bins and the
+    float64 weight of the upper one (the lower gets 1 − that), each ``(n_pairs,)``.
+
+    A distance ``d`` between the centres ``(k + ½)Δ`` and ``(k + 1.5)Δ`` gives bin ``k`` the weight
+    ``(k + 1.5) − d/Δ`` and bin ``k + 1`` the rest; below the first centre or above the last, all of it
+    goes to the edge bin, so every pair still adds exactly 1.
+    """
+    x = distances / bin_width - 0.5
+    lower = np.floor(x)
+    upper_weight = x - lower
+    lower = lower.astype(np.int64)
+    upper = lower + 1
+    lower = np.clip(lower, 0, n_bins - 1)
+    upper = np.clip(upper, 0, n_bins - 1)
+    return lower, upper, upper_weight
+
+
 def _per_density(
     counts: np.ndarray, systems: Sequence[System], offsets: np.ndarray, r_max: float, bin_width: float
 ) -> np.ndarray:
@@ -256,6 +284,7 @@ def mass_weighted_pdf_chunk(
     mass_powers: Sequence[float] = (1.0,),
     numbers: Sequence[np.ndarray] | None = None,
     period_groups: Sequence[Sequence[int]] = (),
+    deposit: str = "floor",
 ) -> list[np.ndarray]:
     """The corrected per-atom g(r) beside mass-weighted twins: float64 ``(n_atoms_i, (1 + P + G)·n_bins)``.
 
@@ -273,24 +302,39 @@ def mass_weighted_pdf_chunk(
     the neighbours whose element sits in a period (row of the periodic table) listed in
     ``period_groups[k]``, so blocks whose groups cover every period sum to g(r) (featurizer
     ``"pdf_mass_period"``). They need ``numbers``, the atomic numbers ``(n_atoms_i,)`` per structure.
+
+    ``deposit`` (:data:`DEPOSITS`): ``"floor"`` bins each distance as :func:`atomic_pdf` does;
+    ``"linear"`` shares it between the two nearest bin centres (cloud-in-cell), in every block alike.
+    With ``mass_powers=()`` and no groups the result is :func:`atomic_pdf` (``legacy=False``) itself.
     """
     if period_groups and numbers is None:
         raise ValueError("period_groups needs the atomic numbers of every structure")
+    if deposit not in DEPOSITS:
+        raise ValueError(f"unknown deposit {deposit!r}; choose one of {DEPOSITS}")
     n_bins = bin_count(r_max, bin_width)
     pairs = HalfPairs(systems, r_max + _CUTOFF_MARGIN, first_index)
     keep = pairs.distances < r_max
-    bins = _corrected_bins(pairs.distances, bin_width, n_bins)
-    blocks = [pairs.bincount(bins, keep, n_bins)]
+    if deposit == "floor":
+        shares = [(_corrected_bins(pairs.distances, bin_width, n_bins), None)]
+    else:
+        lower, upper, upper_weight = _linear_bins(pairs.distances, bin_width, n_bins)
+        shares = [(lower, 1.0 - upper_weight), (upper, upper_weight)]
+
+    def histogram(atom_weights: np.ndarray | None) -> np.ndarray:
+        if atom_weights is None:
+            return sum(pairs.bincount(bins, keep, n_bins, weights) for bins, weights in shares)
+        return sum(
+            pairs.weighted_bincount(bins, keep, n_bins, atom_weights, weights) for bins, weights in shares
+        )
+
+    blocks = [histogram(None)]
     for power in mass_powers:
         scaled = [np.asarray(m, dtype=np.float64) ** float(power) for m in masses]
-        relative = np.concatenate([m / np.mean(m) for m in scaled])
-        blocks.append(pairs.weighted_bincount(bins, keep, n_bins, relative))
+        blocks.append(histogram(np.concatenate([m / np.mean(m) for m in scaled])))
     if period_groups:
         periods = element_period(np.concatenate([np.asarray(z) for z in numbers]))
         for group in period_groups:
-            blocks.append(
-                pairs.weighted_bincount(bins, keep, n_bins, np.isin(periods, group).astype(np.float64))
-            )
+            blocks.append(histogram(np.isin(periods, group).astype(np.float64)))
     rows = np.stack([_per_density(c, systems, pairs.atom_offsets, r_max, bin_width) for c in blocks], axis=1)
     if sigma_bins > 0:  # each block smoothed along its own bins: (atoms, blocks, n_bins)
         rows = gaussian_filter1d(rows, sigma_bins, axis=-1, mode="nearest", truncate=4.0)

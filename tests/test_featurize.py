@@ -552,3 +552,72 @@ def test_pdf_mass_period_adds_partial_pdfs_by_neighbour_period_which_sum_to_the_
     assert np.abs(period3).max() == 0 and np.abs(heavy).max() == 0
     with pytest.raises(ValueError, match="no legacy form"):
         featurize([salt], method="pdf_mass_period", legacy=True, progress=False)
+
+
+def linear_deposit(distances: np.ndarray, n_bins: int = 100, width: float = 0.1) -> np.ndarray:
+    """Brute force cloud-in-cell: each distance split between the two nearest bin centres (k + ½)Δ."""
+    out = np.zeros(n_bins)
+    for d in distances:
+        x = d / width - 0.5
+        k = int(np.floor(x))
+        upper = x - k
+        out[min(max(k, 0), n_bins - 1)] += 1 - upper
+        out[min(max(k + 1, 0), n_bins - 1)] += upper
+    return out
+
+
+@pytest.mark.parametrize("name", ["Fe bcc (1 atom)", "random triclinic", "skewed (unreduced) cell"])
+def test_linear_deposit_matches_brute_force_cloud_in_cell(name):
+    """``deposit="linear"``: every neighbour image within r_max shares one count between the two bin
+    centres that bracket it (checked against a brute-force loop over images), for g(r) and the
+    mass-weighted blocks alike; ``"floor"`` stays :func:`atomic_pdf`."""
+    atoms = CRYSTALS[name]
+    density = len(atoms) / atoms.get_volume()
+    rows = featurize([atoms], method="pdf_mass_freq", deposit="linear", progress=False)[0]
+    assert rows.shape == (len(atoms), 300)
+    unsmoothed = pdf_module.mass_weighted_pdf_chunk(
+        [neighbours.as_system(atoms, "x")],
+        [atoms.get_masses()],
+        r_max=10.0,
+        bin_width=0.1,
+        sigma_bins=0.0,
+        mass_powers=(),
+        deposit="linear",
+    )[0]
+    for row, d in zip(unsmoothed * density * shell_volumes(), image_distances(atoms, 10.0), strict=True):
+        np.testing.assert_allclose(row, linear_deposit(d), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        rows[:, :100], gaussian_filter1d(unsmoothed, 1.0, mode="nearest", truncate=4.0), atol=1e-12
+    )
+    floor = featurize([atoms], method="pdf", deposit="floor", progress=False)[0]
+    np.testing.assert_array_equal(floor, atomic_pdf(atoms))
+    assert not np.allclose(floor, featurize([atoms], method="pdf", deposit="linear", progress=False)[0])
+
+
+def test_linear_deposit_keeps_sub_bin_bond_lengths():
+    """Floor binning cannot tell NaCl at a = 5.64 and 5.68 Å apart (equal pair counts up to 3.5 Å: both
+    first shells, 2.82 and 2.84 Å, fall in the bin [2.8, 2.9)); the linear deposit places each first
+    shell's weighted bin centre on the bond length itself, and keeps the coordination number."""
+    centres = (np.arange(100) + 0.5) * 0.1
+    first_shell = slice(26, 31)
+    floor_rows, linear_centres = [], []
+    for a in (5.64, 5.68):
+        salt = bulk("NaCl", "rocksalt", a=a)
+        density = len(salt) / salt.get_volume()
+        floor_rows.append(pair_counts(salt))
+        counts = featurize([salt], method="pdf", deposit="linear", sigma_bins=0, progress=False)[0][0]
+        counts = counts * density * shell_volumes()
+        assert counts[first_shell].sum() == pytest.approx(6.0, rel=1e-12)
+        linear_centres.append((counts[first_shell] * centres[first_shell]).sum() / 6.0)
+    np.testing.assert_array_equal(floor_rows[0][:, :35], floor_rows[1][:, :35])  # up to 3.5 Å
+    np.testing.assert_allclose(linear_centres, [2.82, 2.84], atol=1e-9)
+
+
+def test_linear_deposit_refuses_the_legacy_and_simple_rdf_featurizers():
+    salt = bulk("NaCl", "rocksalt", a=5.64)
+    with pytest.raises(ValueError, match="corrected g\\(r\\) only"):
+        featurize([salt], method="pdf", legacy=True, deposit="linear", progress=False)
+    with pytest.raises(ValueError, match="corrected g\\(r\\) only"):
+        featurize([salt], method="simple_rdf", deposit="linear", progress=False)
+    with pytest.raises(ValueError, match="unknown deposit"):
+        featurize([salt], method="pdf", deposit="nearest", progress=False)

@@ -21,6 +21,20 @@ from s2p_utils.experiment import run_experiment  # noqa: E402
 from s2p_utils.prediction import load_predictor  # noqa: E402
 
 
+def toy_mass_config(ensemble: int, **changes):
+    """``e3nn_phdos_mass`` shrunk to the toy dataset (4 atoms, tiny LSTMs), with ``ensemble`` members and
+    ``changes`` to its top-level fields."""
+    preset = get_preset("e3nn_phdos_mass")
+    return replace(
+        preset,
+        dataset="toy",
+        default_split="toy",
+        model=replace(preset.model, max_atoms=4, n_out=N_GRID, lstm_units=8, embedding_dim=8),
+        train=replace(preset.train, ensemble=ensemble, batch_size=4),
+        **changes,
+    )
+
+
 def test_the_mass_preset_trains_saves_and_predicts(tmp_path):
     preset = get_preset("e3nn_phdos_mass")
     assert (
@@ -28,13 +42,7 @@ def test_the_mass_preset_trains_saves_and_predicts(tmp_path):
     )
     assert preset.train.member_orders and preset.train.test_time_permutations == 1
     assert preset.model.output_norm == "max" and preset.train.target_scaling == "none"
-    config = replace(
-        preset,
-        dataset="toy",
-        default_split="toy",
-        model=replace(preset.model, max_atoms=4, n_out=N_GRID, lstm_units=8, embedding_dim=8),
-        train=replace(preset.train, ensemble=2, batch_size=4),
-    )
+    config = toy_mass_config(ensemble=2)
     dataset = toy_dataset()
     result = run_experiment(config, dataset=dataset, results_dir=tmp_path, epochs=1, smoke=False)
     assert result.inputs["pdf"].shape[1:] == (4, 305)
@@ -55,3 +63,26 @@ def test_the_mass_preset_trains_saves_and_predicts(tmp_path):
     predicted = np.asarray(json.loads(pd.read_csv(out)["prediction"][0]))
     row = list(result.data.rows).index(result.data.parts["test"][0])
     np.testing.assert_allclose(predicted, result.evaluation.predictions[row], rtol=1e-5, atol=1e-6)
+
+
+def test_a_linear_deposit_model_saves_its_featurisation_and_predicts_with_it(tmp_path):
+    """``pdf_deposit="linear"`` reaches the features of training and, through the saved record, of
+    :func:`load_predictor` (one code path): the saved model reproduces the run's own test predictions,
+    which a floor-binned featurisation of the same crystals would not feed it."""
+    from s2p_utils.inputs import model_inputs
+
+    config = toy_mass_config(ensemble=1, pdf_deposit="linear")
+    dataset = toy_dataset()
+    result = run_experiment(config, dataset=dataset, results_dir=tmp_path, epochs=1, smoke=False)
+    saved = load_predictor(result.model_path)
+    assert saved.record.config.pdf_deposit == "linear"
+    test_rows = result.data.parts["test"]
+    structures = [dataset.structures[i] for i in test_rows]
+    floor = model_inputs(structures, replace(config, pdf_deposit="floor"), legacy=False)["pdf"]
+    linear = model_inputs(structures, config, legacy=False)["pdf"]
+    assert not np.allclose(floor, linear)
+    order = [list(result.data.rows).index(i) for i in test_rows]
+    np.testing.assert_allclose(linear, result.inputs["pdf"][order], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        saved.predict(structures).mean, result.evaluation.predictions[order], rtol=1e-5, atol=1e-6
+    )
