@@ -75,7 +75,9 @@ def _run_chunk(
     method = options.pop("method")
     legacy = options.pop("legacy")
     deposit = options.pop("deposit", "floor")
-    if deposit != "floor":  # featurize() allows it for the corrected g(r) methods only
+    # the mass-weighted methods, and a "linear" deposit (featurize() allows it for the corrected g(r) only:
+    # plain "pdf" is then the chunk kernel with no mass blocks)
+    if method in MASS_POWERS or deposit != "floor":
         return mass_weighted_pdf_chunk(
             systems,
             masses,
@@ -84,16 +86,6 @@ def _run_chunk(
             numbers=numbers,
             period_groups=PERIOD_GROUPS.get(method, ()),
             deposit=deposit,
-            **options,
-        )
-    if method in MASS_POWERS:
-        return mass_weighted_pdf_chunk(
-            systems,
-            masses,
-            first_index=first_index,
-            mass_powers=MASS_POWERS[method],
-            numbers=numbers,
-            period_groups=PERIOD_GROUPS.get(method, ()),
             **options,
         )
     if method == "pdf":
