@@ -14,7 +14,9 @@ prints that log as the markdown table of ``benchmarks/README.md`` and applies th
 :data:`RULE`: the lowest mean rank over :data:`RANKED` (validation only; ties → lower MSE). Runs of the same
 overrides with other ``--seed`` values are averaged into one row (column ``seeds``). ``--n-train N`` trains
 on the first ``N`` training crystals only (a learning curve; part of the configuration); ``--pseudo-labels K``
-adds ``K`` crystals labelled by the shipped model to the training part (``pseudo_labels.py``).
+adds ``K`` crystals labelled by the shipped model to the training part (``pseudo_labels.py``);
+``--mlip-labels K`` the first ``K`` crystals a universal potential labelled (``mlip_phonons.py --part
+unlabelled``, JSON lines under ``--labels-dir``), their frequencies times ``--mlip-scale``.
 """
 
 from __future__ import annotations
@@ -53,14 +55,20 @@ def table(log: Path, min_seeds: int = 1) -> str:
     frame["preset"] = frame.get("preset", pd.Series(index=frame.index, dtype=object)).fillna(DEFAULT_PRESET)
     n_train = frame.get("n_train", pd.Series(index=frame.index, dtype=float))
     pseudo = frame.get("pseudo_labels", pd.Series(index=frame.index, dtype=float))
+    mlip = frame.get("mlip_labels", pd.Series(index=frame.index, dtype=float))
+    scale = frame.get("mlip_scale", pd.Series(index=frame.index, dtype=float))
     frame["config"] = [
         " ".join(
             ([] if preset == DEFAULT_PRESET else [f"--preset {preset}"])
             + ([] if pd.isna(n) else [f"--n-train {int(n)}"])
             + ([] if pd.isna(k) else [f"--pseudo-labels {int(k)}"])
+            + ([] if pd.isna(m) else [f"--mlip-labels {int(m)}"])
+            + ([] if pd.isna(f) or f == 1.0 else [f"--mlip-scale {f:g}"])
             + list(overrides)
         )
-        for preset, n, k, overrides in zip(frame["preset"], n_train, pseudo, frame["overrides"], strict=True)
+        for preset, n, k, m, f, overrides in zip(
+            frame["preset"], n_train, pseudo, mlip, scale, frame["overrides"], strict=True
+        )
     ]
     frame = frame.sort_values("seed", kind="stable")
     numeric = [c for c in frame.columns if c.startswith("val_") or c in ("epochs", "minutes")]
@@ -103,6 +111,13 @@ def _parse(value: str, current: Any) -> Any:
     return type(current)(value) if current is not None else value
 
 
+def load_ids(config) -> list:
+    """The ids of ``config``'s dataset as the registry loads it."""
+    from s2p_utils.data import load
+
+    return list(load(config.dataset, progress=False).ids)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", nargs="?", help="label of this configuration (also the run name)")
@@ -113,6 +128,13 @@ def main() -> None:
     parser.add_argument(
         "--pseudo-labels", type=int, help="add K teacher-labelled unlabelled crystals to the training part"
     )
+    parser.add_argument(
+        "--mlip-labels",
+        type=int,
+        help="add the first K crystals a universal potential labelled to the training part",
+    )
+    parser.add_argument("--mlip-scale", type=float, default=1.0, help="with --mlip-labels: frequency factor")
+    parser.add_argument("--labels-dir", default="benchmarks/out/mlip/labels", help="with --mlip-labels")
     parser.add_argument("--results-dir", default="benchmarks/out/levers")
     parser.add_argument("--log", default="benchmarks/out/levers_val.jsonl")
     parser.add_argument("--table", action="store_true", help="print the log as a ranked markdown table")
@@ -148,13 +170,24 @@ def main() -> None:
     )
     started = time.perf_counter()
     dataset, split = None, "chen2021"
-    if args.pseudo_labels:
+    if args.pseudo_labels and args.mlip_labels:
+        parser.error("--pseudo-labels and --mlip-labels are separate levers: give one")
+    if args.pseudo_labels or args.mlip_labels:
         import sys
 
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from pseudo_labels import pseudo_labelled_dataset
+        from pseudo_labels import mlip_labelled_dataset, pseudo_labelled_dataset
 
-        dataset, split = pseudo_labelled_dataset(config, args.pseudo_labels)
+        if args.pseudo_labels:
+            dataset, split = pseudo_labelled_dataset(config, args.pseudo_labels)
+        else:
+            files = sorted(Path(args.labels_dir).glob("*_unlabelled_*.jsonl"))
+            dataset, split = mlip_labelled_dataset(config, files, args.mlip_labels, scale=args.mlip_scale)
+            added = len(dataset.ids) - len(load_ids(config))
+            if added < args.mlip_labels:
+                raise SystemExit(
+                    f"--mlip-labels {args.mlip_labels}: only {added} labelled crystals in {files}"
+                )
     result = run_experiment(
         config,
         split=split,
@@ -178,6 +211,7 @@ def main() -> None:
         "seed": args.seed,
         **({} if args.n_train is None else {"n_train": args.n_train}),
         **({} if not args.pseudo_labels else {"pseudo_labels": args.pseudo_labels}),
+        **({} if not args.mlip_labels else {"mlip_labels": args.mlip_labels, "mlip_scale": args.mlip_scale}),
         **scores,
         "epochs": len(result.history),
         "minutes": round(minutes, 2),

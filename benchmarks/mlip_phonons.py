@@ -75,21 +75,32 @@ def phonon_dos(
     kpts: int = 12,
     width_cm: float = 10.0,
     relax_steps: int = 300,
+    backend: str = "ase",
 ) -> np.ndarray:
     """The finite-displacement phonon DOS of ``atoms`` under ``calculator``, float64 ``(n_grid,)`` on
     ``grid_cm`` (cm⁻¹), divided by its peak (all zeros if no mode falls on the grid).
 
     Positions are relaxed in the fixed cell first (at most ``relax_steps`` FIRE steps); ``atoms`` itself
-    is not changed.
+    is not changed. ``backend`` ``"ase"`` displaces every atom along ±x, ±y, ±z (:class:`ase.phonons.Phonons`);
+    ``"phonopy"`` only the symmetry-inequivalent displacements (phonopy, ``pip install phonopy``; the same
+    force constants for a fraction of the force calls, the same mesh and Gaussian width).
     """
     from ase.optimize import FIRE
-    from ase.phonons import Phonons
 
+    if backend not in ("ase", "phonopy"):
+        raise ValueError(f"unknown backend {backend!r}: choose 'ase' or 'phonopy'")
     relaxed = atoms.copy()
     relaxed.calc = calculator
     FIRE(relaxed, logfile=None).run(fmax=0.01, steps=relax_steps)
     relaxed.calc = None
     grid_cm = np.asarray(grid_cm, dtype=np.float64)
+    if backend == "phonopy":
+        supercell = supercell_for(relaxed.cell.lengths(), min_length)
+        values = gaussian_dos(phonopy_frequencies(relaxed, calculator, supercell, kpts), grid_cm, width_cm)
+        peak = values.max()
+        return values / peak if peak > 0 else values
+    from ase.phonons import Phonons
+
     with tempfile.TemporaryDirectory(prefix="s2p-phonons-") as cache:
         phonons = Phonons(
             relaxed,
@@ -110,6 +121,88 @@ def phonon_dos(
     values = np.clip(np.asarray(sampled.get_weights(), dtype=np.float64), 0.0, None)
     peak = values.max()
     return values / peak if peak > 0 else values
+
+
+def phonopy_frequencies(atoms, calculator, supercell: tuple[int, int, int], kpts: int) -> np.ndarray:
+    """Phonon frequencies (cm⁻¹, imaginary ones negative) of ``atoms`` on a ``kpts``³ Monkhorst-Pack mesh,
+    ``(n_q, 3 n_atoms)`` with each q-point repeated by its symmetry weight folded in as a row weight: returns
+    ``(frequencies, weights)`` stacked as ``(n_q, 3 n_atoms + 1)``, the weight in the last column.
+
+    Force constants from phonopy's symmetry-reduced ±0.01 Å displacements in a ``supercell`` repetition,
+    forces from ``calculator``, symmetrised (translational invariance imposed)."""
+    from ase import Atoms
+    from phonopy import Phonopy
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    THZ_TO_CM = 33.35641
+    unit = PhonopyAtoms(
+        symbols=atoms.get_chemical_symbols(),
+        cell=np.asarray(atoms.cell),
+        scaled_positions=atoms.get_scaled_positions(),
+    )
+    phonon = Phonopy(unit, supercell_matrix=np.diag(supercell), primitive_matrix="auto")
+    phonon.generate_displacements(distance=0.01, is_plusminus=True)
+    forces = []
+    for displaced in phonon.supercells_with_displacements:
+        cell = Atoms(
+            displaced.symbols, cell=displaced.cell, scaled_positions=displaced.scaled_positions, pbc=True
+        )
+        cell.calc = calculator
+        forces.append(np.asarray(cell.get_forces(), dtype=np.float64))
+    phonon.forces = np.asarray(forces)
+    phonon.produce_force_constants()
+    phonon.symmetrize_force_constants(show_drift=False)
+    phonon.run_mesh([kpts] * 3, with_eigenvectors=False)
+    return np.column_stack([phonon.mesh.frequencies * THZ_TO_CM, phonon.mesh.weights])
+
+
+def gaussian_dos(frequencies_and_weights: np.ndarray, grid_cm: np.ndarray, width_cm: float) -> np.ndarray:
+    """The DOS on ``grid_cm`` ``(n_grid,)`` of the modes ``(n_q, n_modes + 1)`` (cm⁻¹, the q-point weight in
+    the last column), each mode a Gaussian of standard deviation ``width_cm`` (cm⁻¹), as ASE samples it."""
+    frequencies, weights = frequencies_and_weights[:, :-1], frequencies_and_weights[:, -1]
+    distance = (np.asarray(grid_cm)[:, None, None] - frequencies[None]) / width_cm
+    return np.einsum("gqm,q->g", np.exp(-0.5 * distance**2), weights) / (np.sqrt(2 * np.pi) * width_cm)
+
+
+def label_unlabelled(
+    calculator_name: str, out: Path, shard: int, n_shards: int, n: int | None, **options
+) -> None:
+    """Append one JSON line ``{"id", "spectrum", "seconds"}`` to ``out`` per crystal of this shard of the
+    unlabelled draw (``pseudo_labels.unlabelled_draw``: the mirror's CIFs not in the e3nn set, fewest atoms
+    first, random order among equals;
+    shard ``i`` of ``n`` takes draw positions ``i, i + n, ...``), skipping crystals ``out`` already holds, so a
+    killed run resumes where it stopped; ``n`` caps the draw positions considered."""
+    import json
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from s2p_utils.config import get_preset
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from pseudo_labels import read_labels, unlabelled_draw
+
+    config = get_preset("e3nn_phdos_mass")
+    from s2p_utils.data import load
+
+    grid = np.asarray(load(config.dataset, progress=False).grid, dtype=np.float64)
+    structures, ids = unlabelled_draw(config, seed=0, cheapest_first=True)
+    positions = range(shard, len(ids) if n is None else min(n, len(ids)), n_shards)
+    done = set(read_labels([out])) if out.exists() else set()
+    todo = [index for index in positions if ids[index] not in done]
+    calculator = load_calculator(calculator_name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for index in tqdm(todo, desc=f"labelling shard {shard}/{n_shards}", unit="crystal"):
+        start = time.perf_counter()
+        try:
+            spectrum = phonon_dos(structures[index], calculator, grid, **options)
+        except Exception as error:  # noqa: BLE001  (one failing crystal must not stop hours of labelling)
+            print(f"{ids[index]}: {type(error).__name__}: {error}", flush=True)
+            continue
+        row = {"id": ids[index], "spectrum": [round(float(v), 6) for v in spectrum]}
+        row["seconds"] = round(time.perf_counter() - start, 2)
+        with open(out, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
 
 
 def sample_rows(rows: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -143,9 +236,20 @@ def score_table(targets: np.ndarray, grid: np.ndarray, spectra: dict[str, np.nda
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calculator", default="sevenn:7net-l3i5")
-    parser.add_argument("--part", choices=("train", "val"), default="val", help="never the test part")
+    parser.add_argument(
+        "--part",
+        choices=("train", "val", "unlabelled"),
+        default="val",
+        help="never the test part; 'unlabelled' labels the mirror's CIFs outside the e3nn set (JSON lines)",
+    )
+    parser.add_argument(
+        "--backend", choices=("ase", "phonopy"), default="ase", help="finite displacements by"
+    )
+    parser.add_argument("--shard", default="0/1", help="with --part unlabelled: I/N, this worker's share")
+    parser.add_argument("--threads", type=int, help="torch threads (one per worker when several run)")
     parser.add_argument("--n", type=int, default=40, help="crystals drawn from the part")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-atoms", type=int, help="draw only among crystals with at most this many atoms")
     parser.add_argument("--min-length", type=float, default=9.0, help="smallest supercell side (Å)")
     parser.add_argument("--kpts", type=int, default=12)
     parser.add_argument("--width", type=float, default=10.0, help="Gaussian width of the DOS (cm⁻¹)")
@@ -157,6 +261,22 @@ def main() -> None:
         help="re-score the CSVs an earlier run of this --calculator, --part and --seed wrote (no potential needed)",
     )
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    options = {
+        "min_length": args.min_length,
+        "kpts": args.kpts,
+        "width_cm": args.width,
+        "backend": args.backend,
+    }
+    if args.part == "unlabelled":
+        shard, _, n_shards = args.shard.partition("/")
+        name = args.calculator.replace(":", "_").replace("-", "_")
+        out = Path(args.results_dir) / "labels" / f"{name}_unlabelled_{shard}of{n_shards}.jsonl"
+        label_unlabelled(args.calculator, out, int(shard), int(n_shards), args.n, **options)
+        return
 
     from s2p_utils.config import get_preset
     from s2p_utils.experiment import select_rows
@@ -182,7 +302,10 @@ def main() -> None:
         from s2p_utils.prediction import load_predictor
         from s2p_utils.results import write_predictions
 
-        rows = sample_rows(data.parts[args.part], args.n, args.seed)
+        rows = data.parts[args.part]
+        if args.max_atoms:
+            rows = np.array([row for row in rows if len(data.dataset.structures[row]) <= args.max_atoms])
+        rows = sample_rows(rows, args.n, args.seed)
         structures = [data.dataset.structures[i] for i in rows]
         ids = [str(data.dataset.ids[i]) for i in rows]
         targets = np.asarray(data.dataset.targets[rows], dtype=np.float64)
@@ -190,11 +313,7 @@ def main() -> None:
         spectra, seconds = [], []
         for atoms in tqdm(structures, desc=f"phonons ({args.calculator})", unit="crystal"):
             start = time.perf_counter()
-            spectra.append(
-                phonon_dos(
-                    atoms, calculator, grid, min_length=args.min_length, kpts=args.kpts, width_cm=args.width
-                )
-            )
+            spectra.append(phonon_dos(atoms, calculator, grid, **options))
             seconds.append(time.perf_counter() - start)
         mlip = np.stack(spectra)
         model = np.asarray(load_predictor(args.model).predict(structures).mean, dtype=np.float64)
@@ -206,6 +325,19 @@ def main() -> None:
         )
     print()
     print(score_table(targets, grid, {args.calculator: mlip, args.model: model}))
+    if args.part == "train":
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from pseudo_labels import fitted_frequency_scale, frequency_scaled
+
+        scale = fitted_frequency_scale(grid, targets, mlip)
+        print(f"\nfrequency scale fitted on these training crystals (levers.py --mlip-scale): {scale:.4f}")
+        print(
+            score_table(
+                targets, grid, {f"{args.calculator} x {scale:.4f}": frequency_scaled(grid, mlip, scale)}
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ true spectra. ``levers.py NAME --pseudo-labels K`` trains one member on it::
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -64,32 +65,105 @@ def with_pseudo_labels(dataset, split: str, structures: list, ids: list[str], sp
     )
 
 
-def pseudo_labelled_dataset(config, k: int, *, teacher: str = TEACHER, seed: int = 0):
-    """``(dataset, split name)``: ``config``'s dataset with ``k`` teacher-labelled crystals in the training
-    part of :data:`SPLIT` (drawn with ``seed`` among the unlabelled CIFs that fit ``config.model.max_atoms``)."""
+def unlabelled_draw(
+    config, k: int | None = None, *, seed: int = 0, sort: bool = False, cheapest_first: bool = False
+) -> tuple[list, list[str]]:
+    """``(structures, ids)``: ``k`` (default: all) of the mirror's unlabelled CIFs that fit
+    ``config.model.max_atoms`` and are not in ``config.dataset`` (by id), drawn with ``seed``, in draw order
+    (so the first ``j`` of a longer draw are a random sample too) or, with ``sort``, in file order; with
+    ``cheapest_first``, the draw order stable-sorted by number of atoms (the order a slow labeller works in:
+    a finite-displacement calculation costs roughly the cube of the cell's atom count)."""
+    from ase import Atoms
+
     from s2p_utils.data import load
     from s2p_utils.data.structures import read_structures
-    from s2p_utils.prediction import load_predictor
 
     dataset = load(config.dataset, progress=False)
     files = unlabelled_files(default_cif_dir(), set(map(str, dataset.ids)))
-    from ase import Atoms
-
     structures = read_structures(files)
     fits = [
         index
         for index, atoms in enumerate(structures)
         if isinstance(atoms, Atoms) and len(atoms) <= config.model.max_atoms
     ]
+    k = len(fits) if k is None else k
     if k > len(fits):
-        raise ValueError(f"{k} pseudo-labelled crystals asked for, {len(fits)} unlabelled ones available")
-    chosen = np.sort(np.random.default_rng(seed).choice(fits, k, replace=False))
-    picked = [structures[c] for c in chosen]
+        raise ValueError(f"{k} unlabelled crystals asked for, {len(fits)} available")
+    chosen = np.random.default_rng(seed).choice(fits, k, replace=False)
+    if sort:
+        chosen = np.sort(chosen)
+    if cheapest_first:
+        chosen = chosen[np.argsort([len(structures[c]) for c in chosen], kind="stable")]
+    return [structures[c] for c in chosen], [files[c].stem for c in chosen]
+
+
+def pseudo_labelled_dataset(config, k: int, *, teacher: str = TEACHER, seed: int = 0):
+    """``(dataset, split name)``: ``config``'s dataset with ``k`` teacher-labelled crystals in the training
+    part of :data:`SPLIT` (drawn with ``seed`` among the unlabelled CIFs that fit ``config.model.max_atoms``)."""
+    from s2p_utils.data import load
+    from s2p_utils.prediction import load_predictor
+
+    dataset = load(config.dataset, progress=False)
+    picked, ids = unlabelled_draw(config, k, seed=seed, sort=True)
     predictor = load_predictor(teacher)
     if not np.allclose(predictor.grid, dataset.grid):
         raise ValueError(f"teacher {teacher} predicts on another grid than {config.dataset}")
     spectra = predictor.predict(picked).mean
     # the ensemble mean of peak-normalised members peaks below 1; the e3nn targets peak at exactly 1
     spectra = spectra / np.maximum(spectra.max(axis=1, keepdims=True), 1e-6)
-    ids = [files[c].stem for c in chosen]
     return with_pseudo_labels(dataset, SPLIT, picked, ids, spectra), f"{SPLIT}+pseudo"
+
+
+def read_labels(paths: list[Path]) -> dict[str, np.ndarray]:
+    """``{id: spectrum}`` from the JSON-lines files ``mlip_phonons.py --part unlabelled`` appends to (one
+    ``{"id", "spectrum", ...}`` object per line; a torn last line, from a killed run, is skipped)."""
+    labels: dict[str, np.ndarray] = {}
+    for path in paths:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            labels[str(row["id"])] = np.asarray(row["spectrum"], dtype=np.float64)
+    return labels
+
+
+def frequency_scaled(grid: np.ndarray, spectra: np.ndarray, scale: float) -> np.ndarray:
+    """``spectra`` ``(n, n_grid)`` on ``grid`` (cm⁻¹) with every frequency multiplied by ``scale``
+    (g'(ω) = g(ω / scale), linear interpolation, zero beyond the grid), divided by the peak again."""
+    grid = np.asarray(grid, dtype=np.float64)
+    stretched = np.stack([np.interp(grid / scale, grid, row, right=0.0) for row in np.asarray(spectra)])
+    return stretched / np.maximum(stretched.max(axis=1, keepdims=True), 1e-12)
+
+
+def fitted_frequency_scale(grid: np.ndarray, targets: np.ndarray, labels: np.ndarray) -> float:
+    """The median of ω̄(target) / ω̄(label) over crystals (``(n, n_grid)`` each, on ``grid`` in cm⁻¹):
+    the factor that undoes a labeller's systematic softening, fitted on training crystals only (crystals
+    whose label is all zeros are left out)."""
+    from s2p_utils.metrics import mean_frequency
+
+    labels = np.asarray(labels)
+    stable = labels.max(axis=1) > 0  # a labeller whose modes all fall off the grid says nothing of the scale
+    return float(
+        np.median(mean_frequency(grid, np.asarray(targets)[stable]) / mean_frequency(grid, labels[stable]))
+    )
+
+
+def mlip_labelled_dataset(config, label_files: list[Path], k: int | None = None, *, scale: float = 1.0):
+    """``(dataset, split name)``: ``config``'s dataset with the first ``k`` (default: all) crystals labelled
+    by a universal potential (``read_labels(label_files)``, frequencies times ``scale``) in the training
+    part of :data:`SPLIT`; validation and test parts unchanged."""
+    from s2p_utils.data import load
+
+    dataset = load(config.dataset, progress=False)
+    labels = read_labels(label_files)
+    structures, ids = unlabelled_draw(config, seed=0, cheapest_first=True)
+    keep = [index for index, crystal in enumerate(ids) if crystal in labels][:k]
+    if not keep:
+        raise ValueError(f"no labelled crystal of the unlabelled draw in {label_files}")
+    spectra = np.stack([labels[ids[index]] for index in keep])
+    ok = spectra.max(axis=1) > 0  # a crystal whose modes all fall off the grid (unstable) carries no label
+    keep = [index for index, good in zip(keep, ok, strict=True) if good]
+    spectra = frequency_scaled(dataset.grid, spectra[ok], scale) if scale != 1.0 else spectra[ok]
+    picked = [structures[index] for index in keep]
+    return with_pseudo_labels(dataset, SPLIT, picked, [ids[i] for i in keep], spectra), f"{SPLIT}+pseudo"

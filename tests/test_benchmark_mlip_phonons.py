@@ -58,3 +58,61 @@ def test_score_table_adds_the_plain_mean_of_the_spectra(benchmark_script):
     bias = float(module.score_table(targets, grid, {"stiff": shifted}).splitlines()[2].split(" | ")[-1][:-2])
     assert bias == pytest.approx(40.0, abs=3.0)
     assert len(module.score_table(targets, grid, {"only": targets}).splitlines()) == 3
+
+
+class CountingEMT:
+    """ASE's EMT, counting force evaluations (a subclass would be cached by ASE the same way)."""
+
+    def __new__(cls):
+        from ase.calculators.emt import EMT
+
+        class Counting(EMT):
+            calls = 0
+
+            def calculate(self, *args, **kwargs):
+                type(self).calls += 1
+                super().calculate(*args, **kwargs)
+
+        return Counting()
+
+
+def test_phonopy_backend_matches_ase_with_fewer_force_calls(benchmark_script):
+    """fcc Cu under EMT: phonopy's symmetry-reduced displacements give the spectrum ASE's six per atom give
+    (same force constants, same mesh and width), from fewer force evaluations; an unknown backend is refused."""
+    pytest.importorskip("phonopy")
+    from ase.build import bulk
+
+    from s2p_utils.metrics import mean_frequency
+
+    module = benchmark_script("mlip_phonons")
+    grid = np.linspace(0.0, 1000.0, 51)
+    spectra, calls = {}, {}
+    for backend in ("ase", "phonopy"):
+        calculator = CountingEMT()
+        spectra[backend] = module.phonon_dos(
+            bulk("Cu", "fcc", a=3.6), calculator, grid, min_length=7.0, kpts=8, backend=backend
+        )
+        calls[backend] = type(calculator).calls
+    assert spectra["phonopy"].max() == pytest.approx(1.0)
+    assert np.abs(spectra["phonopy"] - spectra["ase"]).max() < 0.05
+    assert mean_frequency(grid, spectra["phonopy"]) == pytest.approx(
+        mean_frequency(grid, spectra["ase"]), rel=0.01
+    )
+    assert calls["phonopy"] < calls["ase"]
+    with pytest.raises(ValueError, match="unknown backend"):
+        module.phonon_dos(bulk("Cu", "fcc", a=3.6), CountingEMT(), grid, backend="vasp")
+
+
+def test_gaussian_dos_is_a_normalised_gaussian_per_mode(benchmark_script):
+    """One mode at 300 cm⁻¹ with weight 1 and one imaginary mode (−50 cm⁻¹, off a grid starting at 0):
+    a unit-area Gaussian of the given width centred on 300 cm⁻¹; weights scale the q-points."""
+    module = benchmark_script("mlip_phonons")
+    grid = np.linspace(0.0, 1000.0, 1001)
+    modes = np.array([[300.0, -50.0, 1.0]])
+    dos = module.gaussian_dos(modes, grid, 10.0)
+    assert grid[np.argmax(dos)] == pytest.approx(300.0)
+    assert np.trapezoid(dos, grid) == pytest.approx(1.0, abs=1e-3)
+    at_one_sigma = dos[np.searchsorted(grid, 310.0)] / dos.max()
+    assert at_one_sigma == pytest.approx(np.exp(-0.5), rel=1e-3)
+    two_points = module.gaussian_dos(np.array([[300.0, 0.25], [600.0, 0.75]]), grid, 10.0)
+    assert two_points[600] / two_points[300] == pytest.approx(3.0, rel=1e-6)

@@ -48,3 +48,44 @@ def test_pseudo_labelled_rows_join_training_only_and_known_crystals_are_refused(
         "mp-134.cif",
         "mp-66.cif",
     ]
+
+
+def test_frequency_scaling_and_its_fit_undo_a_uniform_softening(benchmark_script):
+    """A labeller 10 % too soft everywhere: the fitted factor is 1.1, and scaling its spectra by it restores
+    the targets (peak at the same frequency, peak 1); a factor of 1 changes nothing."""
+    from s2p_utils.metrics import mean_frequency
+
+    module = benchmark_script("pseudo_labels")
+    grid = np.linspace(0.0, 1000.0, 201)
+    centres = np.array([[220.0], [330.0], [440.0]])
+    targets = np.exp(-0.5 * ((grid - centres) / 30.0) ** 2)
+    soft = np.exp(-0.5 * ((grid - centres / 1.1) / (30.0 / 1.1)) ** 2)
+    scale = module.fitted_frequency_scale(grid, targets, soft)
+    assert scale == pytest.approx(1.1, rel=2e-3)
+    unstable = np.vstack([soft, np.zeros_like(grid)])  # every mode imaginary: no label, left out of the fit
+    assert module.fitted_frequency_scale(grid, np.vstack([targets, targets[:1]]), unstable) == pytest.approx(
+        scale
+    )
+    restored = module.frequency_scaled(grid, soft, scale)
+    assert np.abs(restored - targets).max() < 0.02 and restored.max(axis=1) == pytest.approx(1.0)
+    np.testing.assert_allclose(module.frequency_scaled(grid, targets, 1.0), targets, atol=1e-12)
+    np.testing.assert_allclose(mean_frequency(grid, restored), mean_frequency(grid, targets), rtol=5e-3)
+
+
+def test_read_labels_keeps_the_last_label_and_skips_a_torn_line(tmp_path, benchmark_script):
+    """Two shard files; a killed run leaves half a line at the end of one; a crystal labelled twice (a rerun)
+    keeps its last spectrum."""
+    import json
+
+    module = benchmark_script("pseudo_labels")
+    first, second = tmp_path / "x_unlabelled_0of2.jsonl", tmp_path / "x_unlabelled_1of2.jsonl"
+    first.write_text(
+        json.dumps({"id": "mp-1", "spectrum": [0, 1]})
+        + "\n"
+        + json.dumps({"id": "mp-2", "spectrum": [1, 0]})
+        + "\n"
+    )
+    second.write_text(json.dumps({"id": "mp-1", "spectrum": [0.5, 1]}) + "\n" + '{"id": "mp-3", "spec')
+    labels = module.read_labels([first, second])
+    assert sorted(labels) == ["mp-1", "mp-2"]
+    np.testing.assert_array_equal(labels["mp-1"], [0.5, 1.0])
