@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +32,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # pseudo_labels.py, a sibling script
 
 #: 1 eV in cm⁻¹ (ASE's phonon energies are in eV).
 EV_TO_CM = 8065.543937
@@ -94,20 +97,26 @@ def phonon_dos(
     FIRE(relaxed, logfile=None).run(fmax=0.01, steps=relax_steps)
     relaxed.calc = None
     grid_cm = np.asarray(grid_cm, dtype=np.float64)
+    supercell = supercell_for(relaxed.cell.lengths(), min_length)
     if backend == "phonopy":
-        supercell = supercell_for(relaxed.cell.lengths(), min_length)
-        values = gaussian_dos(phonopy_frequencies(relaxed, calculator, supercell, kpts), grid_cm, width_cm)
-        peak = values.max()
-        return values / peak if peak > 0 else values
+        values = gaussian_dos(*phonopy_frequencies(relaxed, calculator, supercell, kpts), grid_cm, width_cm)
+    else:
+        values = ase_dos(relaxed, calculator, supercell, grid_cm, kpts, width_cm)
+    peak = values.max()
+    return values / peak if peak > 0 else values
+
+
+def ase_dos(
+    atoms, calculator, supercell: tuple[int, int, int], grid_cm: np.ndarray, kpts: int, width_cm: float
+) -> np.ndarray:
+    """The phonon DOS of ``atoms`` (positions as given) on ``grid_cm`` ``(n_grid,)`` (cm⁻¹), not normalised:
+    ±0.01 Å displacements of every atom along x, y, z in a ``supercell`` repetition
+    (:class:`ase.phonons.Phonons`, acoustic sum rule imposed), a ``kpts``³ mesh, Gaussian width ``width_cm``."""
     from ase.phonons import Phonons
 
     with tempfile.TemporaryDirectory(prefix="s2p-phonons-") as cache:
         phonons = Phonons(
-            relaxed,
-            calculator,
-            supercell=supercell_for(relaxed.cell.lengths(), min_length),
-            delta=0.01,
-            name=os.path.join(cache, "phonon"),
+            atoms, calculator, supercell=supercell, delta=0.01, name=os.path.join(cache, "phonon")
         )
         phonons.run()
         phonons.read(acoustic=True)
@@ -118,15 +127,14 @@ def phonon_dos(
     energies = np.asarray(sampled.get_energies()) * EV_TO_CM
     if not np.allclose(energies, grid_cm, atol=1e-6 * max(1.0, grid_cm[1] - grid_cm[0])):
         raise RuntimeError("ASE's DOS grid does not match the requested one")
-    values = np.clip(np.asarray(sampled.get_weights(), dtype=np.float64), 0.0, None)
-    peak = values.max()
-    return values / peak if peak > 0 else values
+    return np.clip(np.asarray(sampled.get_weights(), dtype=np.float64), 0.0, None)
 
 
-def phonopy_frequencies(atoms, calculator, supercell: tuple[int, int, int], kpts: int) -> np.ndarray:
-    """Phonon frequencies (cm⁻¹, imaginary ones negative) of ``atoms`` on a ``kpts``³ Monkhorst-Pack mesh,
-    ``(n_q, 3 n_atoms)`` with each q-point repeated by its symmetry weight folded in as a row weight: returns
-    ``(frequencies, weights)`` stacked as ``(n_q, 3 n_atoms + 1)``, the weight in the last column.
+def phonopy_frequencies(
+    atoms, calculator, supercell: tuple[int, int, int], kpts: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(frequencies, weights)``: the phonon frequencies of ``atoms`` on a ``kpts``³ Monkhorst-Pack mesh,
+    ``(n_q, n_modes)`` in cm⁻¹ (imaginary ones negative), and each irreducible q-point's weight ``(n_q,)``.
 
     Force constants from phonopy's symmetry-reduced ±0.01 Å displacements in a ``supercell`` repetition,
     forces from ``calculator``, symmetrised (translational invariance imposed)."""
@@ -153,13 +161,15 @@ def phonopy_frequencies(atoms, calculator, supercell: tuple[int, int, int], kpts
     phonon.produce_force_constants()
     phonon.symmetrize_force_constants(show_drift=False)
     phonon.run_mesh([kpts] * 3, with_eigenvectors=False)
-    return np.column_stack([phonon.mesh.frequencies * THZ_TO_CM, phonon.mesh.weights])
+    return phonon.mesh.frequencies * THZ_TO_CM, np.asarray(phonon.mesh.weights, dtype=np.float64)
 
 
-def gaussian_dos(frequencies_and_weights: np.ndarray, grid_cm: np.ndarray, width_cm: float) -> np.ndarray:
-    """The DOS on ``grid_cm`` ``(n_grid,)`` of the modes ``(n_q, n_modes + 1)`` (cm⁻¹, the q-point weight in
-    the last column), each mode a Gaussian of standard deviation ``width_cm`` (cm⁻¹), as ASE samples it."""
-    frequencies, weights = frequencies_and_weights[:, :-1], frequencies_and_weights[:, -1]
+def gaussian_dos(
+    frequencies: np.ndarray, weights: np.ndarray, grid_cm: np.ndarray, width_cm: float
+) -> np.ndarray:
+    """The DOS on ``grid_cm`` ``(n_grid,)`` of the modes ``frequencies`` ``(n_q, n_modes)`` (cm⁻¹) with
+    q-point weights ``(n_q,)``, each mode a Gaussian of standard deviation ``width_cm`` (cm⁻¹), as ASE
+    samples it."""
     distance = (np.asarray(grid_cm)[:, None, None] - frequencies[None]) / width_cm
     return np.einsum("gqm,q->g", np.exp(-0.5 * distance**2), weights) / (np.sqrt(2 * np.pi) * width_cm)
 
@@ -173,18 +183,14 @@ def label_unlabelled(
     shard ``i`` of ``n`` takes draw positions ``i, i + n, ...``), skipping crystals ``out`` already holds, so a
     killed run resumes where it stopped; ``n`` caps the draw positions considered."""
     import json
-    import sys
 
+    from pseudo_labels import read_labels, unlabelled_draw
     from tqdm.auto import tqdm
 
     from s2p_utils.config import get_preset
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from pseudo_labels import read_labels, unlabelled_draw
-
-    config = get_preset("e3nn_phdos_mass")
     from s2p_utils.data import load
 
+    config = get_preset("e3nn_phdos_mass")
     grid = np.asarray(load(config.dataset, progress=False).grid, dtype=np.float64)
     structures, ids = unlabelled_draw(config, seed=0, cheapest_first=True)
     positions = range(shard, len(ids) if n is None else min(n, len(ids)), n_shards)
@@ -326,9 +332,6 @@ def main() -> None:
     print()
     print(score_table(targets, grid, {args.calculator: mlip, args.model: model}))
     if args.part == "train":
-        import sys
-
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from pseudo_labels import fitted_frequency_scale, frequency_scaled
 
         scale = fitted_frequency_scale(grid, targets, mlip)

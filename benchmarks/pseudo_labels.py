@@ -152,7 +152,10 @@ def fitted_frequency_scale(grid: np.ndarray, targets: np.ndarray, labels: np.nda
 def mlip_labelled_dataset(config, label_files: list[Path], k: int | None = None, *, scale: float = 1.0):
     """``(dataset, split name)``: ``config``'s dataset with the first ``k`` (default: all) crystals labelled
     by a universal potential (``read_labels(label_files)``, frequencies times ``scale``) in the training
-    part of :data:`SPLIT`; validation and test parts unchanged."""
+    part of :data:`SPLIT`; validation and test parts unchanged.
+
+    Raises:
+        ValueError: fewer than ``k`` usable labels (labels that are all zeros are not usable)."""
     from s2p_utils.data import load
 
     dataset = load(config.dataset, progress=False)
@@ -164,6 +167,8 @@ def mlip_labelled_dataset(config, label_files: list[Path], k: int | None = None,
     spectra = np.stack([labels[ids[index]] for index in keep])
     ok = spectra.max(axis=1) > 0  # a crystal whose modes all fall off the grid (unstable) carries no label
     keep = [index for index, good in zip(keep, ok, strict=True) if good]
-    spectra = frequency_scaled(dataset.grid, spectra[ok], scale) if scale != 1.0 else spectra[ok]
+    if k is not None and len(keep) < k:
+        raise ValueError(f"{k} labelled crystals asked for, {len(keep)} usable in {label_files}")
+    spectra = frequency_scaled(dataset.grid, spectra[ok], scale)
     picked = [structures[index] for index in keep]
     return with_pseudo_labels(dataset, SPLIT, picked, [ids[i] for i in keep], spectra), f"{SPLIT}+pseudo"

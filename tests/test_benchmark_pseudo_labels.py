@@ -89,3 +89,39 @@ def test_read_labels_keeps_the_last_label_and_skips_a_torn_line(tmp_path, benchm
     labels = module.read_labels([first, second])
     assert sorted(labels) == ["mp-1", "mp-2"]
     np.testing.assert_array_equal(labels["mp-1"], [0.5, 1.0])
+
+
+def test_potential_labels_join_training_in_draw_order_and_unusable_ones_are_refused(
+    tmp_path, monkeypatch, benchmark_script
+):
+    """The first ``k`` labelled crystals of the draw join the training part, frequencies scaled; an all-zero
+    label (every mode imaginary) is dropped, and asking for more usable labels than exist is an error."""
+    import json
+
+    from ase.build import bulk
+
+    import s2p_utils.data
+
+    module = benchmark_script("pseudo_labels")
+    dataset = _dataset()
+    extra = [bulk("Al", "fcc", a=4.05), bulk("C", "diamond", a=3.57), bulk("Ni", "fcc", a=3.52)]
+    monkeypatch.setattr(s2p_utils.data, "load", lambda name, progress=False: dataset)
+    monkeypatch.setattr(module, "unlabelled_draw", lambda *a, **k: (extra, ["mp-134", "mp-66", "mp-23"]))
+    labels = tmp_path / "x_unlabelled_0of1.jsonl"
+    rows = [("mp-23", [0, 0, 1, 0]), ("mp-134", [0, 1, 0, 0]), ("mp-66", [0, 0, 0, 0])]
+    labels.write_text("".join(json.dumps({"id": i, "spectrum": s}) + "\n" for i, s in rows))
+    combined, split = module.mlip_labelled_dataset(_config(), [labels])
+    assert split == "chen2021+pseudo" and combined.ids[3:] == ["mp-134", "mp-23"]  # draw order, mp-66 dropped
+    assert combined.split(split)["train"].tolist() == [0, 3, 4]
+    np.testing.assert_array_equal(combined.targets[3:], [[0, 1, 0, 0], [0, 0, 1, 0]])
+    first, _ = module.mlip_labelled_dataset(_config(), [labels], 1, scale=2.0)  # g(ω / 2), linear between
+    assert first.ids[3:] == ["mp-134"]
+    np.testing.assert_allclose(first.targets[3], [0, 0.5, 1, 0.5], atol=1e-6)  # the peak moves 100 → 200
+    with pytest.raises(ValueError, match="3 labelled crystals asked for, 2 usable"):
+        module.mlip_labelled_dataset(_config(), [labels], 3)
+
+
+def _config():
+    from s2p_utils.config import get_preset
+
+    return get_preset("e3nn_phdos_mass")
