@@ -16,7 +16,10 @@ overrides with other ``--seed`` values are averaged into one row (column ``seeds
 on the first ``N`` training crystals only (a learning curve; part of the configuration); ``--pseudo-labels K``
 adds ``K`` crystals labelled by the shipped model to the training part (``pseudo_labels.py``);
 ``--mlip-labels K`` the first ``K`` crystals a universal potential labelled (``mlip_phonons.py --part
-unlabelled``, JSON lines under ``--labels-dir``), their frequencies times ``--mlip-scale``.
+unlabelled``, JSON lines under ``--labels-dir``), their frequencies times ``--mlip-scale``. With
+``--pretrain`` those added crystals are not mixed in: the member first trains on them alone, then fine-tunes
+from those weights on the true training part (``run_experiment(init_from=...)``); both phases stop early on
+the validation part.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def table(log: Path, min_seeds: int = 1) -> str:
     n_train = frame.get("n_train", pd.Series(index=frame.index, dtype=float))
     pseudo = frame.get("pseudo_labels", pd.Series(index=frame.index, dtype=float))
     mlip = frame.get("mlip_labels", pd.Series(index=frame.index, dtype=float))
+    pretrain = frame.get("pretrain", pd.Series(index=frame.index, dtype=object)).fillna(False)
     scale = frame.get("mlip_scale", pd.Series(index=frame.index, dtype=float))
     frame["config"] = [
         " ".join(
@@ -64,10 +68,11 @@ def table(log: Path, min_seeds: int = 1) -> str:
             + ([] if pd.isna(k) else [f"--pseudo-labels {int(k)}"])
             + ([] if pd.isna(m) else [f"--mlip-labels {int(m)}"])
             + ([] if pd.isna(f) or f == 1.0 else [f"--mlip-scale {f:g}"])
+            + (["--pretrain"] if pre else [])
             + list(overrides)
         )
-        for preset, n, k, m, f, overrides in zip(
-            frame["preset"], n_train, pseudo, mlip, scale, frame["overrides"], strict=True
+        for preset, n, k, m, f, pre, overrides in zip(
+            frame["preset"], n_train, pseudo, mlip, scale, pretrain, frame["overrides"], strict=True
         )
     ]
     frame = frame.sort_values("seed", kind="stable")
@@ -128,6 +133,11 @@ def main() -> None:
     )
     parser.add_argument("--mlip-scale", type=float, default=1.0, help="with --mlip-labels: frequency factor")
     parser.add_argument("--labels-dir", default="benchmarks/out/mlip/labels", help="with --mlip-labels")
+    parser.add_argument(
+        "--pretrain",
+        action="store_true",
+        help="with --pseudo-labels/--mlip-labels: train on the added crystals alone, then fine-tune",
+    )
     parser.add_argument("--results-dir", default="benchmarks/out/levers")
     parser.add_argument("--log", default="benchmarks/out/levers_val.jsonl")
     parser.add_argument("--table", action="store_true", help="print the log as a ranked markdown table")
@@ -165,6 +175,8 @@ def main() -> None:
     dataset, split = None, "chen2021"
     if args.pseudo_labels and args.mlip_labels:
         parser.error("--pseudo-labels and --mlip-labels are separate levers: give one")
+    if args.pretrain and not (args.pseudo_labels or args.mlip_labels):
+        parser.error("--pretrain needs the crystals to pretrain on: give --pseudo-labels or --mlip-labels")
     if args.pseudo_labels or args.mlip_labels:
         import sys
 
@@ -176,6 +188,18 @@ def main() -> None:
         else:
             files = sorted(Path(args.labels_dir).glob("*_unlabelled_*.jsonl"))
             dataset, split = mlip_labelled_dataset(config, files, args.mlip_labels, scale=args.mlip_scale)
+    pretrained = None
+    if args.pretrain:
+        pretrained = run_experiment(
+            config,
+            split=f"{split}-only",
+            dataset=dataset,
+            seed=args.seed,
+            results_dir=args.results_dir,
+            run_name=f"lever_{args.name}_pretrain",
+            evaluate_on="val",
+        )
+        split = split.removesuffix("+pseudo")
     result = run_experiment(
         config,
         split=split,
@@ -185,6 +209,7 @@ def main() -> None:
         run_name=f"lever_{args.name}",
         evaluate_on="val",
         n_train=args.n_train,
+        init_from=None if pretrained is None else pretrained.predictor,
     )
     minutes = (time.perf_counter() - started) / 60
     scores = {
@@ -200,6 +225,7 @@ def main() -> None:
         **({} if args.n_train is None else {"n_train": args.n_train}),
         **({} if not args.pseudo_labels else {"pseudo_labels": args.pseudo_labels}),
         **({} if not args.mlip_labels else {"mlip_labels": args.mlip_labels, "mlip_scale": args.mlip_scale}),
+        **({} if pretrained is None else {"pretrain": True, "pretrain_epochs": len(pretrained.history)}),
         **scores,
         "epochs": len(result.history),
         "minutes": round(minutes, 2),

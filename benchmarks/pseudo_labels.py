@@ -33,8 +33,10 @@ def unlabelled_files(folder: Path, known_ids: set[str]) -> list[Path]:
 
 
 def with_pseudo_labels(dataset, split: str, structures: list, ids: list[str], spectra: np.ndarray):
-    """``dataset`` with ``structures`` (targets ``spectra`` ``(k, n_grid)``, on its grid) appended and a
-    split ``f"{split}+pseudo"``: ``split``'s training rows and the new rows; its validation and test rows."""
+    """``dataset`` with ``structures`` (targets ``spectra`` ``(k, n_grid)``, on its grid) appended and two
+    splits that keep ``split``'s validation and test rows: ``f"{split}+pseudo"``, whose training rows are
+    ``split``'s and the new ones, and ``f"{split}+pseudo-only"``, whose training rows are the new ones
+    alone (pretraining before a fine-tune on ``split``)."""
     from s2p_utils.data.dataset import Dataset
 
     spectra = np.asarray(spectra, dtype=np.float32)
@@ -50,6 +52,7 @@ def with_pseudo_labels(dataset, split: str, structures: list, ids: list[str], sp
         "val": parts["val"],
         "test": parts["test"],
     }
+    splits[f"{split}+pseudo-only"] = {"train": new_rows, "val": parts["val"], "test": parts["test"]}
     return Dataset(
         name=dataset.name,
         ids=[*dataset.ids, *ids],

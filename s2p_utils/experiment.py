@@ -235,10 +235,15 @@ def train_members(
     seed: int = 0,
     results_dir: str | os.PathLike | None = None,
     verbose: int = 0,
+    init_from: Predictor | None = None,
 ) -> Predictor:
     """Train ``config.train.ensemble`` members (seeds ``seed + 1000·k``) on the training rows, stopping on
     the validation rows, and save each with its :class:`~s2p_utils.model_record.ModelRecord`; an
-    interrupted member resumes from its checkpoint. Returns the uncalibrated :class:`Predictor`."""
+    interrupted member resumes from its checkpoint. Returns the uncalibrated :class:`Predictor`.
+
+    ``init_from`` fine-tunes instead of training from scratch: member ``k`` starts from the weights of
+    ``init_from.networks[k mod n]`` (same architecture, else ``ValueError``), which the member's record
+    (``provenance["initialised_from"]``) and checkpoint fingerprint name."""
     import keras
 
     from s2p_utils.model import build_model, save_model
@@ -252,9 +257,15 @@ def train_members(
     networks = []
     for member, (member_dir, member_path) in enumerate(zip(member_dirs, member_paths, strict=True)):
         member_seed = seed + 1000 * member
-        _prepare_run_dir(member_dir, _fingerprint(config, recipe, data, member_seed))
+        start = None if init_from is None else _initial_member(init_from, member)
+        fingerprint = _fingerprint(config, recipe, data, member_seed)
+        if start is not None:
+            fingerprint["initialised_from"] = start[1]
+        _prepare_run_dir(member_dir, fingerprint)
         keras.utils.set_random_seed(member_seed)
         network = build_model(config)
+        if start is not None:
+            _copy_weights(start[0], network, start[1])
         train_model(
             network,
             {key: value[train] for key, value in inputs.items()},
@@ -268,9 +279,30 @@ def train_members(
             verbose=verbose,
         )
         record = _record(config, recipe, data, scaler, seed, n_members, run_name, member, member_seed)
+        if start is not None:
+            record.provenance["initialised_from"] = start[1]
         save_model(network, member_path, record)
         networks.append(network)
     return Predictor(networks, record, None, [str(p) for p in member_paths])
+
+
+def _initial_member(init_from: Predictor, member: int) -> tuple[Any, str]:
+    """``(network, description)`` member ``member`` starts from when fine-tuning from ``init_from``."""
+    k = member % len(init_from.networks)
+    source = init_from.sources[k] if k < len(init_from.sources) else f"member {k}"
+    return init_from.networks[k], str(source)
+
+
+def _copy_weights(source: Any, network: Any, description: str) -> None:
+    """Set ``network``'s weights to ``source``'s; ``ValueError`` naming both when the shapes differ."""
+    theirs = [tuple(w.shape) for w in source.weights]
+    ours = [tuple(w.shape) for w in network.weights]
+    if theirs != ours:
+        raise ValueError(
+            f"cannot start from {description}: its weights {theirs[:4]}… do not fit this configuration's "
+            f"network {ours[:4]}… ({len(theirs)} against {len(ours)} arrays)"
+        )
+    network.set_weights(source.get_weights())
 
 
 def load_members(run_name: str, results_dir: str | os.PathLike | None = None) -> Predictor:
@@ -381,6 +413,7 @@ def run_experiment(
     verbose: int = 0,
     n_jobs: int | None = None,
     evaluate_on: str = "test",
+    init_from: Predictor | None = None,
 ) -> RunResult:
     """Train (or reload) and evaluate one preset on one split: the six steps of this module in order.
 
@@ -402,6 +435,8 @@ def run_experiment(
         evaluate_on: the part that ``metrics`` and the figures score, ``"test"`` (default) or ``"val"``
             (for choosing a configuration without looking at the test set; the predictions CSV still
             holds every part, so read only its ``val`` rows then).
+        init_from: fine-tune: each member starts from this predictor's member weights (see
+            :func:`train_members`) instead of a fresh initialisation.
 
     Returns:
         :class:`RunResult` with the files written and the intermediate objects (``data``, ``inputs``,
@@ -440,6 +475,7 @@ def run_experiment(
                 seed=seed,
                 results_dir=out_dir,
                 verbose=verbose,
+                init_from=init_from,
             )
         else:
             predictor = load_members(run_name, out_dir)

@@ -38,6 +38,9 @@ def test_pseudo_labelled_rows_join_training_only_and_known_crystals_are_refused(
     np.testing.assert_array_equal(combined.targets[3:], spectra)
     assert combined.ids[3:] == ["mp-134", "mp-66"] and combined.formulas[3] == "Al"
     np.testing.assert_array_equal(combined.split("chen2021")["train"], [0])  # the original split is kept
+    alone = combined.split("chen2021+pseudo-only")  # pretraining rows: the added crystals only
+    assert alone["train"].tolist() == [3, 4]
+    assert alone["val"].tolist() == [1] and alone["test"].tolist() == [2]
     with pytest.raises(ValueError, match="already in the dataset"):
         module.with_pseudo_labels(dataset, "chen2021", extra[:1], ["mp-149"], spectra[:1])
     with pytest.raises(ValueError, match="disagree"):

@@ -362,3 +362,39 @@ def test_a_changed_model_config_does_not_resume_old_checkpoints(tmp_path):
     after = json.loads(marker.read_text())
     assert before["config"]["model"]["structure_dropout"] == 0.0
     assert after["config"]["model"]["structure_dropout"] == 0.3
+
+
+def test_init_from_fine_tunes_from_the_given_members_and_says_so(tmp_path):
+    dataset = toy_dataset()
+    base = toy_preset()
+    first = run_experiment(
+        base, mode="fixed", dataset=dataset, results_dir=tmp_path, seed=0, smoke=False, run_name="first"
+    )
+    # With a learning rate of zero the fine-tune cannot move: its members are the first run's, whatever
+    # its own seed would have initialised.
+    frozen = replace(base, train=replace(base.train, learning_rate=0.0, lr_floor=0.0))
+    tuned = run_experiment(
+        frozen, mode="fixed", dataset=dataset, results_dir=tmp_path, seed=7, smoke=False, run_name="tuned",
+        init_from=first.predictor,
+    )  # fmt: skip
+    fresh = run_experiment(
+        frozen, mode="fixed", dataset=dataset, results_dir=tmp_path, seed=7, smoke=False, run_name="fresh"
+    )
+    inputs = first.inputs
+    np.testing.assert_allclose(tuned.predictor.member_outputs(inputs), first.predictor.member_outputs(inputs))
+    assert not np.allclose(fresh.predictor.member_outputs(inputs), first.predictor.member_outputs(inputs))
+    _, record = load_model(tuned.model_path)
+    assert record.provenance["initialised_from"] == first.predictor.sources[0]
+    marker = json.loads((tmp_path / "checkpoints" / "tuned" / "run.json").read_text())
+    assert marker["initialised_from"] == first.predictor.sources[0]
+    # the same run name without the starting weights is another run: its checkpoints are not resumed
+    with pytest.warns(UserWarning, match="different run; starting from scratch"):
+        run_experiment(
+            frozen, mode="fixed", dataset=dataset, results_dir=tmp_path, seed=7, smoke=False, run_name="tuned"
+        )
+    wider = replace(base, model=replace(base.model, lstm_units=12))
+    with pytest.raises(ValueError, match="cannot start from .* do not fit"):
+        run_experiment(
+            wider, mode="fixed", dataset=dataset, results_dir=tmp_path, seed=0, smoke=False, run_name="wide",
+            init_from=first.predictor,
+        )  # fmt: skip
