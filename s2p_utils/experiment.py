@@ -413,7 +413,7 @@ def run_experiment(
     verbose: int = 0,
     n_jobs: int | None = None,
     evaluate_on: str = "test",
-    init_from: Predictor | None = None,
+    init_from: Predictor | str | os.PathLike | None = None,
 ) -> RunResult:
     """Train (or reload) and evaluate one preset on one split: the six steps of this module in order.
 
@@ -435,8 +435,10 @@ def run_experiment(
         evaluate_on: the part that ``metrics`` and the figures score, ``"test"`` (default) or ``"val"``
             (for choosing a configuration without looking at the test set; the predictions CSV still
             holds every part, so read only its ``val`` rows then).
-        init_from: fine-tune: each member starts from this predictor's member weights (see
-            :func:`train_members`) instead of a fresh initialisation.
+        init_from: fine-tune: each member starts from the member weights of this predictor, or of any
+            model :func:`~s2p_utils.prediction.load_predictor` reads (``"s2p:e3nn_phdos_mass"``, a saved
+            run's ``models/<run>/`` folder or ``.keras`` file), instead of a fresh initialisation (see
+            :func:`train_members`); its architecture must be the preset's.
 
     Returns:
         :class:`RunResult` with the files written and the intermediate objects (``data``, ``inputs``,
@@ -457,6 +459,10 @@ def run_experiment(
         raise ValueError(f"run name {run_name!r} must be a plain file name (no path separators)")
     out_dir = paths.results_dir(results_dir)
     n_jobs = int(os.environ.get("S2P_N_JOBS", "1")) if n_jobs is None else n_jobs
+    if init_from is not None and not isinstance(init_from, Predictor):
+        from s2p_utils.prediction import load_predictor
+
+        init_from = load_predictor(init_from)
     with paths.exclusive_lock(
         out_dir / "checkpoints" / f".{run_name}.lock", f"run {run_name!r} in {out_dir}"
     ):

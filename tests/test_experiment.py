@@ -306,6 +306,13 @@ def test_s2p_train_cli_smoke(mirror, tmp_path, monkeypatch, capsys):
         and metadata.config.name == "e3nn_phdos"
         and metadata.target_scaler is None
     )
+    # fine-tuning from the saved model: the new run's record names where its weights started
+    first = tmp_path / "models" / "e3nn_phdos_random73_legacy.keras"
+    args = ["train", "e3nn_phdos", "--split", "random73", "--mode", "legacy", "--smoke"]
+    code = main([*args, "--results-dir", str(tmp_path), "--run-name", "tuned", "--init-from", str(first)])
+    assert code == 0
+    _, tuned = load_model(tmp_path / "models" / "tuned.keras")
+    assert tuned.provenance["initialised_from"] == str(first)
 
 
 def test_ensemble_run_calibrates_its_spread_on_validation(tmp_path):
@@ -375,7 +382,7 @@ def test_init_from_fine_tunes_from_the_given_members_and_says_so(tmp_path):
     frozen = replace(base, train=replace(base.train, learning_rate=0.0, lr_floor=0.0))
     tuned = run_experiment(
         frozen, mode="fixed", dataset=dataset, results_dir=tmp_path, seed=7, smoke=False, run_name="tuned",
-        init_from=first.predictor,
+        init_from=first.model_path,  # a saved model (any load_predictor spec), not only a Predictor
     )  # fmt: skip
     fresh = run_experiment(
         frozen, mode="fixed", dataset=dataset, results_dir=tmp_path, seed=7, smoke=False, run_name="fresh"

@@ -103,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-name", default=None)
     train.add_argument("--results-dir", default=None)
     train.add_argument("--smoke", action="store_true", help="tiny data, 2 epochs")
+    train.add_argument(
+        "--init-from",
+        default=None,
+        metavar="MODEL",
+        help="fine-tune: start every member from this model's weights (s2p:NAME, a models/<run>/ folder or "
+        ".keras file) instead of a fresh initialisation",
+    )
     train.set_defaults(func=_lazy("s2p_utils.cli.train", "cmd_train"))
 
     predict = sub.add_parser("predict", help="predict spectra for structure files")

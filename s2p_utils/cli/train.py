@@ -10,7 +10,8 @@ __all__ = ["cmd_train"]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``s2p train PRESET [--split S] [--mode legacy|fixed] [--epochs N] [--seed K] [--smoke] ...``."""
+    """``s2p train PRESET [--split S] [--mode legacy|fixed] [--epochs N] [--seed K] [--smoke]
+    [--init-from MODEL] ...``."""
     result = run_experiment(
         args.preset,
         split=args.split,
@@ -21,6 +22,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_name=args.run_name,
         results_dir=args.results_dir,
         verbose=2,
+        init_from=getattr(args, "init_from", None),
     )
     m = result.metrics
     print(
