@@ -16,7 +16,8 @@ overrides with other ``--seed`` values are averaged into one row (column ``seeds
 on the first ``N`` training crystals only (a learning curve; part of the configuration); ``--pseudo-labels K``
 adds ``K`` crystals labelled by the shipped model to the training part (``pseudo_labels.py``);
 ``--mlip-labels K`` the first ``K`` crystals a universal potential labelled (``mlip_phonons.py --part
-unlabelled``, JSON lines under ``--labels-dir``), their frequencies times ``--mlip-scale``. With
+unlabelled``, JSON lines under ``--labels-dir``), their frequencies times ``--mlip-scale`` (with ``--mlip-compounds``, only crystals
+holding one of ``pseudo_labels.COMPOUND_ELEMENTS``). With
 ``--pretrain`` those added crystals are not mixed in: the member first trains on them alone, then fine-tunes
 from those weights on the true training part (``run_experiment(init_from=...)``); both phases stop early on
 the validation part.
@@ -60,6 +61,7 @@ def table(log: Path, min_seeds: int = 1) -> str:
     pseudo = frame.get("pseudo_labels", pd.Series(index=frame.index, dtype=float))
     mlip = frame.get("mlip_labels", pd.Series(index=frame.index, dtype=float))
     pretrain = frame.get("pretrain", pd.Series(index=frame.index, dtype=object)).fillna(False)
+    compounds = frame.get("mlip_compounds", pd.Series(index=frame.index, dtype=object)).fillna(False)
     scale = frame.get("mlip_scale", pd.Series(index=frame.index, dtype=float))
     frame["config"] = [
         " ".join(
@@ -68,11 +70,20 @@ def table(log: Path, min_seeds: int = 1) -> str:
             + ([] if pd.isna(k) else [f"--pseudo-labels {int(k)}"])
             + ([] if pd.isna(m) else [f"--mlip-labels {int(m)}"])
             + ([] if pd.isna(f) or f == 1.0 else [f"--mlip-scale {f:g}"])
+            + (["--mlip-compounds"] if comp else [])
             + (["--pretrain"] if pre else [])
             + list(overrides)
         )
-        for preset, n, k, m, f, pre, overrides in zip(
-            frame["preset"], n_train, pseudo, mlip, scale, pretrain, frame["overrides"], strict=True
+        for preset, n, k, m, f, comp, pre, overrides in zip(
+            frame["preset"],
+            n_train,
+            pseudo,
+            mlip,
+            scale,
+            compounds,
+            pretrain,
+            frame["overrides"],
+            strict=True,
         )
     ]
     frame = frame.sort_values("seed", kind="stable")
@@ -134,6 +145,11 @@ def main() -> None:
     parser.add_argument("--mlip-scale", type=float, default=1.0, help="with --mlip-labels: frequency factor")
     parser.add_argument("--labels-dir", default="benchmarks/out/mlip/labels", help="with --mlip-labels")
     parser.add_argument(
+        "--mlip-compounds",
+        action="store_true",
+        help="with --mlip-labels: only crystals holding H, B, C, N, O, F, P, S, Cl, Se, Br, Te or I",
+    )
+    parser.add_argument(
         "--pretrain",
         action="store_true",
         help="with --pseudo-labels/--mlip-labels: train on the added crystals alone, then fine-tune",
@@ -187,7 +203,9 @@ def main() -> None:
             dataset, split = pseudo_labelled_dataset(config, args.pseudo_labels)
         else:
             files = sorted(Path(args.labels_dir).glob("*_unlabelled_*.jsonl"))
-            dataset, split = mlip_labelled_dataset(config, files, args.mlip_labels, scale=args.mlip_scale)
+            dataset, split = mlip_labelled_dataset(
+                config, files, args.mlip_labels, scale=args.mlip_scale, compounds_only=args.mlip_compounds
+            )
     pretrained = None
     if args.pretrain:
         pretrained = run_experiment(
@@ -225,6 +243,7 @@ def main() -> None:
         **({} if args.n_train is None else {"n_train": args.n_train}),
         **({} if not args.pseudo_labels else {"pseudo_labels": args.pseudo_labels}),
         **({} if not args.mlip_labels else {"mlip_labels": args.mlip_labels, "mlip_scale": args.mlip_scale}),
+        **({} if not args.mlip_compounds else {"mlip_compounds": True}),
         **({} if pretrained is None else {"pretrain": True, "pretrain_epochs": len(pretrained.history)}),
         **scores,
         "epochs": len(result.history),

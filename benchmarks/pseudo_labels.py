@@ -152,10 +152,23 @@ def fitted_frequency_scale(grid: np.ndarray, targets: np.ndarray, labels: np.nda
     )
 
 
-def mlip_labelled_dataset(config, label_files: list[Path], k: int | None = None, *, scale: float = 1.0):
+#: Elements whose presence makes a crystal a compound rather than an intermetallic or alloy (anions,
+#: hydrogen and the light covalent formers): most of the e3nn crystals hold one, most cheap MP binaries none.
+COMPOUND_ELEMENTS = frozenset("H B C N O F P S Cl Se Br Te I".split())
+
+
+def is_compound(atoms) -> bool:
+    """Whether ``atoms`` holds at least one of :data:`COMPOUND_ELEMENTS`."""
+    return bool(COMPOUND_ELEMENTS & set(atoms.get_chemical_symbols()))
+
+
+def mlip_labelled_dataset(
+    config, label_files: list[Path], k: int | None = None, *, scale: float = 1.0, compounds_only: bool = False
+):
     """``(dataset, split name)``: ``config``'s dataset with the first ``k`` (default: all) crystals labelled
-    by a universal potential (``read_labels(label_files)``, frequencies times ``scale``) in the training
-    part of :data:`SPLIT`; validation and test parts unchanged.
+    by a universal potential (``read_labels(label_files)``, frequencies times ``scale``; with
+    ``compounds_only``, only crystals that pass :func:`is_compound`) in the training part of :data:`SPLIT`;
+    validation and test parts unchanged.
 
     Raises:
         ValueError: fewer than ``k`` usable labels (labels that are all zeros are not usable)."""
@@ -164,12 +177,18 @@ def mlip_labelled_dataset(config, label_files: list[Path], k: int | None = None,
     dataset = load(config.dataset, progress=False)
     labels = read_labels(label_files)
     structures, ids = unlabelled_draw(config, seed=0, cheapest_first=True)
-    keep = [index for index, crystal in enumerate(ids) if crystal in labels][:k]
+    keep = [
+        index
+        for index, crystal in enumerate(ids)
+        if crystal in labels and (not compounds_only or is_compound(structures[index]))
+    ][:k]
     if not keep:
         raise ValueError(f"no labelled crystal of the unlabelled draw in {label_files}")
     spectra = np.stack([labels[ids[index]] for index in keep])
     ok = spectra.max(axis=1) > 0  # a crystal whose modes all fall off the grid (unstable) carries no label
     keep = [index for index, good in zip(keep, ok, strict=True) if good]
+    if not keep:
+        raise ValueError(f"no usable labelled crystal of the unlabelled draw in {label_files}")
     if k is not None and len(keep) < k:
         raise ValueError(f"{k} labelled crystals asked for, {len(keep)} usable in {label_files}")
     spectra = frequency_scaled(dataset.grid, spectra[ok], scale)

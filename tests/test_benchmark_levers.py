@@ -77,7 +77,7 @@ def test_runs_on_fewer_training_crystals_are_their_own_configuration(tmp_path, b
 
 
 def test_potential_labelled_runs_are_kept_apart_by_count_and_frequency_scale(tmp_path, benchmark_script):
-    """``--mlip-labels K --mlip-scale S [--pretrain]`` are part of the configuration; a scale of 1 is not
+    """``--mlip-labels K --mlip-scale S [--mlip-compounds] [--pretrain]`` are part of the configuration; a scale of 1 is not
     printed."""
     levers = benchmark_script("levers")
     log = tmp_path / "levers.jsonl"
@@ -87,6 +87,7 @@ def test_potential_labelled_runs_are_kept_apart_by_count_and_frequency_scale(tmp
         {**_line("m600x", [], 0, 0.03), "mlip_labels": 600, "mlip_scale": 1.05},
         {**_line("m600x_s1", [], 1, 0.05), "mlip_labels": 600, "mlip_scale": 1.05},
         {**_line("m600pre", [], 0, 0.06), "mlip_labels": 600, "mlip_scale": 1.05, "pretrain": True},
+        {**_line("m600c", [], 0, 0.07), "mlip_labels": 600, "mlip_scale": 1.05, "mlip_compounds": True},
     ]
     log.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     rows = {
@@ -95,7 +96,8 @@ def test_potential_labelled_runs_are_kept_apart_by_count_and_frequency_scale(tmp
         ]
         for row in levers.table(log).splitlines()[2:]
     }
-    assert len(rows) == 4
+    assert len(rows) == 5
+    assert rows["m600c"][2] == "--mlip-labels 600 --mlip-scale 1.05 --mlip-compounds"
     assert rows["m600"][2] == "--mlip-labels 600"
     assert (
         rows["m600pre"][2] == "--mlip-labels 600 --mlip-scale 1.05 --pretrain"

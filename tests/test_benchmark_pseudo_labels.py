@@ -122,6 +122,14 @@ def test_potential_labels_join_training_in_draw_order_and_unusable_ones_are_refu
     np.testing.assert_allclose(first.targets[3], [0, 0.5, 1, 0.5], atol=1e-6)  # the peak moves 100 → 200
     with pytest.raises(ValueError, match="3 labelled crystals asked for, 2 usable"):
         module.mlip_labelled_dataset(_config(), [labels], 3)
+    # compounds only: Al and Ni are not compounds, so only the (labelled, usable) diamond would qualify,
+    # and its label is all zeros
+    with pytest.raises(ValueError, match="no usable labelled crystal"):
+        module.mlip_labelled_dataset(_config(), [labels], compounds_only=True)
+    extra[2] = bulk("NaCl", "rocksalt", a=5.64)  # mp-23 is now a compound with a usable label
+    only, _ = module.mlip_labelled_dataset(_config(), [labels], compounds_only=True)
+    assert only.ids[3:] == ["mp-23"] and only.formulas[3] == "ClNa"
+    assert module.is_compound(bulk("LiH", "rocksalt", a=4.0)) and not module.is_compound(bulk("Cu"))
 
 
 def _config():
