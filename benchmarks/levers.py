@@ -119,6 +119,24 @@ def table(log: Path, min_seeds: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
+def validation_scores(metrics: dict[str, float]) -> dict[str, float]:
+    """The lever-log columns of a run scored on validation (``evaluate_on="val"``): every score of
+    :func:`s2p_utils.metrics.spectrum_metrics`, prefixed ``val_``; baselines, members and part MAEs left out."""
+    return {
+        f"val_{key}": value
+        for key, value in metrics.items()
+        if not key.startswith(("baseline_", "member", "raw_", "train_", "val_"))
+    }
+
+
+def append_to_log(log: Path, line: dict[str, Any]) -> None:
+    """Append ``line`` to the JSON-lines lever log ``log`` (created with its folder) and print it."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
+    print(json.dumps(line), flush=True)
+
+
 def _parse(value: str, current: Any) -> Any:
     if isinstance(current, bool):
         if value not in ("True", "False", "true", "false", "1", "0"):
@@ -230,11 +248,6 @@ def main() -> None:
         init_from=None if pretrained is None else pretrained.predictor,
     )
     minutes = (time.perf_counter() - started) / 60
-    scores = {
-        f"val_{key}": value
-        for key, value in result.metrics.items()
-        if not key.startswith(("baseline_", "member", "raw_", "train_", "val_"))
-    }
     line = {
         "name": args.name,
         "preset": args.preset,
@@ -245,14 +258,11 @@ def main() -> None:
         **({} if not args.mlip_labels else {"mlip_labels": args.mlip_labels, "mlip_scale": args.mlip_scale}),
         **({} if not args.mlip_compounds else {"mlip_compounds": True}),
         **({} if pretrained is None else {"pretrain": True, "pretrain_epochs": len(pretrained.history)}),
-        **scores,
+        **validation_scores(result.metrics),
         "epochs": len(result.history),
         "minutes": round(minutes, 2),
     }
-    Path(args.log).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.log, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(line) + "\n")
-    print(json.dumps(line))
+    append_to_log(Path(args.log), line)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from predict_speed import default_cif_dir  # noqa: E402  (a sibling script, not a package)
+from omega_bias import stretch  # noqa: E402  (sibling scripts, not a package)
+from predict_speed import default_cif_dir  # noqa: E402
 
 TEACHER = "s2p:e3nn_phdos_mass"
 SPLIT = "chen2021"
@@ -135,7 +136,7 @@ def frequency_scaled(grid: np.ndarray, spectra: np.ndarray, scale: float) -> np.
     """``spectra`` ``(n, n_grid)`` on ``grid`` (cm⁻¹) with every frequency multiplied by ``scale``
     (g'(ω) = g(ω / scale), linear interpolation, zero beyond the grid), divided by the peak again."""
     grid = np.asarray(grid, dtype=np.float64)
-    stretched = np.stack([np.interp(grid / scale, grid, row, right=0.0) for row in np.asarray(spectra)])
+    stretched = stretch(grid, np.asarray(spectra), np.full(len(spectra), scale))
     return stretched / np.maximum(stretched.max(axis=1, keepdims=True), 1e-12)
 
 

@@ -21,7 +21,6 @@ Without ``--check`` each seed trains the whole ensemble on train + validation an
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from dataclasses import replace
@@ -68,15 +67,24 @@ def main() -> None:
     if args.epochs < 1:
         parser.error("--epochs must be ≥ 1")
 
+    from levers import append_to_log, validation_scores
     from table1 import COLUMNS, cells, header
 
     from s2p_utils.config import get_preset, resolve_recipe
     from s2p_utils.evaluation import evaluate, write_outputs
     from s2p_utils.experiment import build_inputs, fit_scaler, model_paths, select_rows, train_members
-    from s2p_utils.prediction import Predictor, load_predictor
+    from s2p_utils.packaged_models import resolve_model_spec
+    from s2p_utils.prediction import Predictor
     from s2p_utils.train import read_history
-    from s2p_utils.uncertainty import write_calibration
+    from s2p_utils.uncertainty import read_calibration, write_calibration
 
+    calibration = None
+    if not args.check:  # only the calibration.json of the ensemble folder is needed, not its networks
+        calibration = read_calibration(resolve_model_spec(args.calibration_from))
+        if calibration is None:
+            parser.error(
+                f"--calibration-from {args.calibration_from}: no calibration.json (name an ensemble)"
+            )
     config = get_preset(args.preset)
     if args.check:
         config = replace(config, train=replace(config.train, ensemble=1))
@@ -86,14 +94,13 @@ def main() -> None:
         data = replace(data, parts=refit_parts(data.parts), split="chen2021 train+val refit")
     inputs = build_inputs(config, recipe, data)
     scaler = fit_scaler(config, recipe, data)
-    calibration = None if args.check else load_predictor(args.calibration_from).calibration
+    seeds = [args.seeds[0] if args.seed is None else args.seed] if args.check else args.seeds
     rows = []
-    for seed in [args.seed if args.seed is not None else args.seeds[0]] if args.check else args.seeds:
-        name = (
-            f"fixed{args.epochs}" + (f"_s{seed}" if seed else "")
-            if args.check
-            else f"refit{args.epochs}_seed{seed}"
-        )
+    for seed in seeds:
+        if args.check:
+            name = f"fixed{args.epochs}" + (f"_s{seed}" if seed else "")
+        else:
+            name = f"refit{args.epochs}_seed{seed}"
         started = time.perf_counter()
         predictor = train_members(
             config, recipe, data, inputs, scaler, run_name=name, seed=seed, results_dir=args.results_dir
@@ -123,18 +130,11 @@ def main() -> None:
                 "preset": args.preset,
                 "overrides": [f"fixed_epochs={args.epochs}"],
                 "seed": seed,
-                **{
-                    f"val_{k}": v
-                    for k, v in scores.items()
-                    if not k.startswith(("baseline_", "member", "raw_", "train_", "val_"))
-                },
+                **validation_scores(scores),
                 "epochs": args.epochs,
                 "minutes": round(seconds / 60, 2),
             }
-            Path(args.log).parent.mkdir(parents=True, exist_ok=True)
-            with open(args.log, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(line) + "\n")
-            print(json.dumps(line), flush=True)
+            append_to_log(Path(args.log), line)
         else:
             rows.append({**scores, "seed": seed, "seconds": seconds})
             print(f"seed {seed} ({seconds / 60:.1f} min): " + ", ".join(
