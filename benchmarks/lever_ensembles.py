@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from paired_bootstrap import validation_spectra  # noqa: E402  (a sibling script, not a package)
+from paired_bootstrap import ensemble_spectra  # noqa: E402  (a sibling script, not a package)
 
 COLUMNS = (("mse_renorm", 4), ("mae_renorm", 4), ("mae", 4), ("wasserstein", 1), ("omega_mae", 1))
 
@@ -28,14 +28,8 @@ def ensemble_scores(paths: list[Path], grid: np.ndarray) -> dict[str, float]:
     (``grid``: cm⁻¹ ``(n_grid,)``); every run must cover the same crystals."""
     from s2p_utils.metrics import spectrum_metrics
 
-    ids, targets, first = validation_spectra(paths[0])
-    predictions = [first]
-    for path in paths[1:]:
-        other, _, prediction = validation_spectra(path)
-        if not np.array_equal(ids, other):
-            raise ValueError(f"{path}: validation crystals differ from {paths[0]}")
-        predictions.append(prediction)
-    return spectrum_metrics(targets, np.mean(predictions, axis=0), grid=grid, kind="phdos")
+    _, targets, prediction = ensemble_spectra(paths)
+    return spectrum_metrics(targets, prediction, grid=grid, kind="phdos")
 
 
 def main() -> None:

@@ -7,6 +7,12 @@ replacement) to give a 95 % interval for the mean difference *candidate − refe
 
     .venv/bin/python benchmarks/paired_bootstrap.py --reference lever_base lever_base_s1 lever_base_s2 \\
         --candidate lever_maxnorm lever_maxnorm_s1 lever_maxnorm_s2
+
+With ``--ensemble`` the runs of each side are averaged into one prediction first (members of one ensemble);
+a name ending in ``.csv`` is read as a path, so a whole ensemble's own CSV can stand on one side::
+
+    .venv/bin/python benchmarks/paired_bootstrap.py --ensemble --reference lever_maxnorm lever_maxnorm_s1 \\
+        lever_maxnorm_s2 lever_maxnorm_s3 lever_maxnorm_s4 --candidate benchmarks/out/refit/predictions/crossfit5.csv
 """
 
 from __future__ import annotations
@@ -50,6 +56,33 @@ def seed_mean(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.mean([mse for _, mse in runs], axis=0)
 
 
+def ensemble_spectra(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ids (n,), targets (n, n_grid), mean prediction (n, n_grid))`` of the validation rows of the runs in
+    ``paths``, the members of one ensemble; every run must cover the same crystals."""
+    ids, target, first = validation_spectra(paths[0])
+    predictions = [first]
+    for path in paths[1:]:
+        other, _, prediction = validation_spectra(path)
+        if not np.array_equal(ids, other):
+            raise ValueError(f"{path}: validation crystals differ from {paths[0]}")
+        predictions.append(prediction)
+    return ids, target, np.mean(predictions, axis=0)
+
+
+def ensemble_mse(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-crystal max-renormalised MSE of the *mean prediction* of the runs in ``paths`` (the runs are the
+    members of one ensemble, not seeds of one configuration)."""
+    from s2p_utils.metrics import per_spectrum_mse, renormalize
+
+    ids, target, prediction = ensemble_spectra(paths)
+    return ids, per_spectrum_mse(renormalize(target), renormalize(prediction))
+
+
+def run_csv(folder: Path, name: str) -> Path:
+    """The predictions CSV of run ``name`` in ``folder``, or ``name`` itself when it is a ``.csv`` path."""
+    return Path(name) if name.endswith(".csv") else folder / f"{name}.csv"
+
+
 def paired_interval(difference: np.ndarray, *, resamples: int = 10000, seed: int = 0) -> tuple[float, float]:
     """95 % bootstrap interval of ``difference.mean()`` (``difference``: per-crystal, ``(n,)``)."""
     rng = np.random.default_rng(seed)
@@ -63,10 +96,16 @@ def main() -> None:
     parser.add_argument("--reference", nargs="+", required=True, help="run names (one per seed)")
     parser.add_argument("--candidate", nargs="+", required=True, help="run names (one per seed)")
     parser.add_argument("--predictions", default="benchmarks/out/levers/predictions")
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="the runs of each side are the members of one ensemble: score their mean prediction",
+    )
     args = parser.parse_args()
     folder = Path(args.predictions)
-    ids, reference = seed_mean([folder / f"{name}.csv" for name in args.reference])
-    other, candidate = seed_mean([folder / f"{name}.csv" for name in args.candidate])
+    score = ensemble_mse if args.ensemble else seed_mean
+    ids, reference = score([run_csv(folder, name) for name in args.reference])
+    other, candidate = score([run_csv(folder, name) for name in args.candidate])
     if not np.array_equal(ids, other):
         raise SystemExit("the two configurations were scored on different validation crystals")
     difference = candidate - reference

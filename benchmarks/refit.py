@@ -16,11 +16,23 @@ in the ``levers.py`` log format, name ``fixed<E>``, comparable with ``levers.py 
     S2P_DATA_MIRROR=../shared/dos_datasets .venv/bin/python benchmarks/refit.py --epochs 150 --seeds 0 [1 2]
 
 Without ``--check`` each seed trains the whole ensemble on train + validation and scores the test part once.
+
+``--cross-fit K`` keeps early stopping instead (``TrainConfig.cross_fit``): the crystals to fit are cut into
+``K`` folds, and member m trains on the others and stops on fold m mod K, so the ensemble learns from every
+crystal and no member runs blind. ``--check --cross-fit K`` trains the whole cross-fitted ensemble on the
+training crystals only, calibrates its σ and scores it on the validation part (a log line named
+``crossfit<K>``, comparable with a ``lever_ensembles.py`` row of as many members); its model folder is then
+the ``--calibration-from`` of the refit::
+
+    S2P_DATA_MIRROR=../shared/dos_datasets .venv/bin/python benchmarks/refit.py --check --cross-fit 5 --seed 0
+    S2P_DATA_MIRROR=../shared/dos_datasets .venv/bin/python benchmarks/refit.py --cross-fit 5 --seeds 0 1 2 \\
+        --calibration-from benchmarks/out/refit/models/crossfit5
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from dataclasses import replace
@@ -54,7 +66,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="e3nn_phdos_mass")
     parser.add_argument(
-        "--epochs", type=int, required=True, help="epochs every member trains (no early stop)"
+        "--epochs", type=int, help="epochs every member trains (no early stop); with --cross-fit the maximum"
+    )
+    parser.add_argument(
+        "--cross-fit",
+        type=int,
+        default=0,
+        metavar="K",
+        help="cut the crystals to fit into K folds; member m stops early on fold m mod K",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--seed", type=int, help="with --check: the one seed (default: the first of --seeds)")
@@ -64,7 +83,9 @@ def main() -> None:
     parser.add_argument("--log", default="benchmarks/out/levers_val.jsonl", help="with --check")
     parser.add_argument("--out", default="benchmarks/out/refit.md")
     args = parser.parse_args()
-    if args.epochs < 1:
+    if args.epochs is None and not args.cross_fit:
+        parser.error("--epochs is needed without --cross-fit")
+    if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be ≥ 1")
 
     from levers import append_to_log, validation_scores
@@ -86,9 +107,16 @@ def main() -> None:
                 f"--calibration-from {args.calibration_from}: no calibration.json (name an ensemble)"
             )
     config = get_preset(args.preset)
-    if args.check:
-        config = replace(config, train=replace(config.train, ensemble=1))
-    recipe = fixed_epoch_recipe(resolve_recipe(config, "fixed"), args.epochs)
+    if args.cross_fit:
+        config = replace(config, train=replace(config.train, cross_fit=args.cross_fit))
+        recipe = resolve_recipe(config, "fixed", epochs=args.epochs)
+        if args.check:
+            cross_fit_check(config, args.seed if args.seed is not None else args.seeds[0], args)
+            return
+    else:
+        if args.check:
+            config = replace(config, train=replace(config.train, ensemble=1))
+        recipe = fixed_epoch_recipe(resolve_recipe(config, "fixed"), args.epochs)
     data = select_rows(config, "chen2021")
     if not args.check:
         data = replace(data, parts=refit_parts(data.parts), split="chen2021 train+val refit")
@@ -99,6 +127,8 @@ def main() -> None:
     for seed in seeds:
         if args.check:
             name = f"fixed{args.epochs}" + (f"_s{seed}" if seed else "")
+        elif args.cross_fit:
+            name = f"crossfit{args.cross_fit}_refit_seed{seed}"
         else:
             name = f"refit{args.epochs}_seed{seed}"
         started = time.perf_counter()
@@ -141,8 +171,11 @@ def main() -> None:
                 f"{label} {c}" for (_, label), c in zip(COLUMNS, cells(scores), strict=True)
             ), flush=True)  # fmt: skip
     if rows:
+        recipe_text = (
+            f"cross-fitted over {args.cross_fit} folds" if args.cross_fit else f"{args.epochs} epochs"
+        )
         lines = [
-            f"### {args.preset} refit on train + validation, {args.epochs} epochs, chen2021 test",
+            f"### {args.preset} refit on train + validation, {recipe_text}, chen2021 test",
             "",
             *header(),
         ]
@@ -158,6 +191,33 @@ def main() -> None:
         with open(args.out, "a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n\n")
         print("\n".join(lines))
+
+
+def cross_fit_check(config, seed: int, args: argparse.Namespace) -> None:
+    """Train ``config`` (cross-fitted) on the training crystals only, calibrate and score it on the validation
+    part, and append its ``levers.py`` log line (name ``crossfit<K>``; its overrides replay it in ``levers.py``)."""
+    from levers import append_to_log, validation_scores
+
+    from s2p_utils.experiment import run_experiment
+
+    started = time.perf_counter()
+    name = f"crossfit{config.train.cross_fit}" + (f"_s{seed}" if seed else "")
+    result = run_experiment(
+        config, split="chen2021", seed=seed, epochs=args.epochs, run_name=name,
+        results_dir=args.results_dir, evaluate_on="val",
+    )  # fmt: skip
+    line = {
+        "name": name,
+        "preset": args.preset,
+        "overrides": [f"cross_fit={config.train.cross_fit}", f"ensemble={config.train.ensemble}"],
+        "seed": seed,
+        "members": int(config.train.ensemble),
+        **validation_scores(result.metrics),
+        "epochs": len(result.history),
+        "minutes": round((time.perf_counter() - started) / 60, 2),
+    }
+    append_to_log(Path(args.log), line)
+    print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

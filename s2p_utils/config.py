@@ -116,6 +116,12 @@ class TrainConfig:
     stays; :func:`s2p_utils.batching.cut_batch`); each atom's PDF row still describes its whole
     neighbourhood, so the rest of the crystal still shows it. 0 in the paper.
 
+    ``cross_fit``: 0 (the paper's: every member stops on the validation rows) or a number of folds k ≥ 2:
+    the training rows are cut into k folds (a permutation seeded by the run's seed) and member m trains on
+    every fold but fold m mod k and stops early on that fold. With k = ``ensemble`` the members together
+    learn from every training crystal; with k > ``ensemble`` each member also sees more of them. The
+    validation rows stay unseen by every member (for σ calibration and scoring).
+
     ``target_scaling``: ``"none"``, ``"minmax"`` (per grid point, like ``sklearn`` ``MinMaxScaler``) or
     ``"global_minmax"`` (one range), as in the preset's notebook. Legacy mode fits it on all rows (the
     original leak), the default on the training rows only. Metrics are always on unscaled spectra.
@@ -147,6 +153,7 @@ class TrainConfig:
     atom_dropout: float = 0.0
     renorm_weight: float = 0.0
     kl_weight: float = 0.0
+    cross_fit: int = 0
 
 
 @dataclass(frozen=True)

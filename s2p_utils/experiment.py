@@ -59,6 +59,7 @@ __all__ = [
     "build_inputs",
     "fit_scaler",
     "train_members",
+    "cross_fit_folds",
     "load_members",
     "model_paths",
     "run_experiment",
@@ -243,7 +244,12 @@ def train_members(
 
     ``init_from`` fine-tunes instead of training from scratch: member ``k`` starts from the weights of
     ``init_from.networks[k mod n]`` (same architecture, else ``ValueError``), which the member's record
-    (``provenance["initialised_from"]``) and checkpoint fingerprint name."""
+    (``provenance["initialised_from"]``) and checkpoint fingerprint name.
+
+    With ``config.train.cross_fit = k`` member ``m`` trains on every fold of the training rows but fold
+    ``m mod k`` (:func:`cross_fit_folds`, seeded by ``seed``) and stops early on that fold; the validation
+    rows are not used. The member's record names its stopping crystals (``provenance["stopped_on"]``,
+    ``provenance["stopping_ids"]``)."""
     import keras
 
     from s2p_utils.model import build_model, save_model
@@ -253,14 +259,17 @@ def train_members(
     n_members = max(1, int(config.train.ensemble))
     _, member_paths, member_dirs = model_paths(run_name, out_dir, n_members)
     targets = data.targets if scaler is None else scaler.transform(data.targets)
-    train, val = data.mask("train"), data.mask("val")
+    member_rows = _member_rows(config, data, n_members, seed)
     networks = []
     for member, (member_dir, member_path) in enumerate(zip(member_dirs, member_paths, strict=True)):
         member_seed = seed + 1000 * member
+        train, val, stopped_on = member_rows[member]
         start = None if init_from is None else _initial_member(init_from, member)
         fingerprint = _fingerprint(config, recipe, data, member_seed)
         if start is not None:
             fingerprint["initialised_from"] = start[1]
+        if config.train.cross_fit:
+            fingerprint["stopped_on"] = stopped_on
         _prepare_run_dir(member_dir, fingerprint)
         keras.utils.set_random_seed(member_seed)
         network = build_model(config)
@@ -281,9 +290,47 @@ def train_members(
         record = _record(config, recipe, data, scaler, seed, n_members, run_name, member, member_seed)
         if start is not None:
             record.provenance["initialised_from"] = start[1]
+        if config.train.cross_fit:
+            record.provenance["stopped_on"] = stopped_on
+            record.provenance["stopping_ids"] = np.asarray(data.ids)[val].tolist()
         save_model(network, member_path, record)
         networks.append(network)
     return Predictor(networks, record, None, [str(p) for p in member_paths])
+
+
+def cross_fit_folds(n_rows: int, n_folds: int, seed: int) -> list[np.ndarray]:
+    """``n_folds`` disjoint folds covering ``range(n_rows)``: int arrays, sorted, sizes within one of each
+    other, from a permutation seeded by ``seed``.
+
+    Raises:
+        ValueError: fewer than 2 folds, or fewer rows than folds.
+    """
+    if n_folds < 2:
+        raise ValueError(f"cross-fitting needs at least 2 folds, got {n_folds}")
+    if n_rows < n_folds:
+        raise ValueError(f"cannot cut {n_rows} training rows into {n_folds} folds")
+    order = np.random.default_rng(seed).permutation(n_rows)
+    return [np.sort(fold) for fold in np.array_split(order, n_folds)]
+
+
+def _member_rows(
+    config: ExperimentConfig, data: ExperimentData, n_members: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """``(train mask, stopping mask, description)`` over ``data.rows`` for every member: the training and
+    validation rows, or with ``config.train.cross_fit = k`` fold ``m mod k`` of the training rows."""
+    train, val = data.mask("train"), data.mask("val")
+    n_folds = int(config.train.cross_fit)
+    if not n_folds:
+        return [(train, val, "validation rows")] * n_members
+    train_rows = np.flatnonzero(train)
+    folds = cross_fit_folds(len(train_rows), n_folds, seed)
+    rows = []
+    for member in range(n_members):
+        k = member % n_folds
+        stop = np.zeros_like(train)
+        stop[train_rows[folds[k]]] = True
+        rows.append((train & ~stop, stop, f"fold {k} of {n_folds} of the training rows (seed {seed})"))
+    return rows
 
 
 def _initial_member(init_from: Predictor, member: int) -> tuple[Any, str]:

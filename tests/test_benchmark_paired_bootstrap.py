@@ -30,3 +30,18 @@ def test_paired_interval_brackets_the_mean_and_excludes_zero_for_a_clear_gain(be
     noise = 0.01 * rng.standard_normal(150)
     low, high = module.paired_interval(noise)
     assert low < 0 < high
+
+
+def test_ensemble_mse_scores_the_mean_prediction_not_the_mean_of_member_scores(
+    tmp_path, benchmark_script, lever_csv
+):
+    module = benchmark_script("paired_bootstrap")
+    # members of "a" (target [1, 0, 0]) predict [1, 1, 0] and [1, -1, 0]: each has MSE 1/3, their mean is exact
+    one = lever_csv(tmp_path / "one.csv", [[0.0, 1.0, 0.5], [1.0, 1.0, 0.0], [0, 0, 1]])
+    two = lever_csv(tmp_path / "two.csv", [[0.0, 1.0, 0.5], [1.0, -1.0, 0.0], [0, 0, 1]])
+    ids, mse = module.ensemble_mse([one, two])
+    assert ids.tolist() == ["a", "b"]
+    np.testing.assert_allclose(mse, [0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(module.seed_mean([one, two])[1], [1 / 3, 0.0], atol=1e-12)
+    assert module.run_csv(tmp_path, "one") == tmp_path / "one.csv"
+    assert module.run_csv(tmp_path, "x/ensemble.csv") == tmp_path.__class__("x/ensemble.csv")

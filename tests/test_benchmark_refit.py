@@ -46,3 +46,34 @@ def test_fixed_epoch_recipe_trains_every_member_the_full_epochs_on_the_refit_row
     for member in (0, 1):
         history = read_history(tmp_path / "checkpoints" / "refit" / f"member{member}")
         assert len(history) == 4  # all epochs, whatever the validation loss did
+
+
+def test_a_cross_fitted_refit_stops_every_member_on_its_fold_of_train_and_validation(
+    benchmark_script, tmp_path
+):
+    from dataclasses import replace
+
+    from s2p_utils.model import load_model
+
+    refit = benchmark_script("refit")
+    config = toy_preset()
+    config = replace(config, train=replace(config.train, ensemble=2, cross_fit=2))
+    recipe = resolve_recipe(config, "fixed")
+    dataset = toy_dataset()
+    data = select_rows(config, "toy", dataset=dataset)
+    data = replace(data, parts=refit.refit_parts(data.parts))
+    inputs = build_inputs(config, recipe, data)
+    predictor = train_members(
+        config, recipe, data, inputs, fit_scaler(config, recipe, data), run_name="cv", results_dir=tmp_path
+    )
+    stopping = [load_model(source)[1].provenance["stopping_ids"] for source in predictor.sources]
+    assert sorted(stopping[0] + stopping[1]) == sorted(dataset.ids[:10])  # train + validation, each once
+    assert not set(stopping[0]) & set(stopping[1])
+
+
+def test_refit_needs_epochs_unless_cross_fitted(benchmark_script, monkeypatch, capsys):
+    refit = benchmark_script("refit")
+    monkeypatch.setattr("sys.argv", ["refit.py", "--check"])
+    with pytest.raises(SystemExit):
+        refit.main()
+    assert "--epochs is needed without --cross-fit" in capsys.readouterr().err

@@ -405,3 +405,67 @@ def test_init_from_fine_tunes_from_the_given_members_and_says_so(tmp_path):
             wider, mode="fixed", dataset=dataset, results_dir=tmp_path, seed=0, smoke=False, run_name="wide",
             init_from=first.predictor,
         )  # fmt: skip
+
+
+def test_cross_fit_folds_partition_the_rows_by_seed():
+    from s2p_utils.experiment import cross_fit_folds
+
+    folds = cross_fit_folds(11, 3, seed=0)
+    assert sorted(len(f) for f in folds) == [3, 4, 4]
+    assert np.array_equal(np.sort(np.concatenate(folds)), np.arange(11))
+    assert all(np.array_equal(a, b) for a, b in zip(folds, cross_fit_folds(11, 3, seed=0), strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(folds, cross_fit_folds(11, 3, seed=1), strict=True))
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        cross_fit_folds(11, 1, seed=0)
+    with pytest.raises(ValueError, match="cannot cut 2 training rows into 3 folds"):
+        cross_fit_folds(2, 3, seed=0)
+
+
+@pytest.mark.parametrize("cross_fit", [0, 2, 3, 4])
+def test_cross_fitted_members_stop_on_their_own_fold_and_never_see_validation(
+    tmp_path, monkeypatch, cross_fit
+):
+    import s2p_utils.train
+
+    dataset = toy_dataset()
+    base = toy_preset()
+    config = replace(base, name="toy_cv", train=replace(base.train, ensemble=3, cross_fit=cross_fit))
+    seen = []
+    real_train_model = s2p_utils.train.train_model
+
+    def recording_train_model(network, x, y, x_val, y_val, **kwargs):
+        seen.append((y.copy(), y_val.copy()))
+        return real_train_model(network, x, y, x_val, y_val, **kwargs)
+
+    monkeypatch.setattr(s2p_utils.train, "train_model", recording_train_model)
+    result = run_experiment(config, mode="fixed", dataset=dataset, results_dir=tmp_path, seed=0, smoke=False)
+
+    def dataset_rows(spectra):  # each toy crystal has its own spectrum
+        return {int(np.argmin(np.abs(dataset.targets - s).sum(axis=1))) for s in spectra}
+
+    train, val = set(range(8)), {8, 9}
+    assert len(seen) == 3
+    stops = [dataset_rows(stop) for _, stop in seen]
+    fits = [dataset_rows(fit) for fit, _ in seen]
+    if not cross_fit:
+        assert stops == [val] * 3 and fits == [train] * 3
+        return
+    assert not set().union(*stops) & val and all(fit.isdisjoint(val) for fit in fits)
+    if cross_fit == 2:  # more members than folds: member 2 stops on fold 0 again
+        assert stops[2] == stops[0] and stops[0] | stops[1] == train and not stops[0] & stops[1]
+    else:  # three folds cover the training crystals; of four folds the three members stop on three
+        assert sum(len(s) for s in stops) == len(set().union(*stops))  # disjoint
+        assert [len(s) for s in stops] == ([3, 3, 2] if cross_fit == 3 else [2, 2, 2])
+    assert all(fit == train - stop for fit, stop in zip(fits, stops, strict=True))
+    for k, stop in enumerate(stops):
+        _, record = load_model(result.model_path / f"member{k}.keras")
+        assert record.provenance["stopping_ids"] == [dataset.ids[i] for i in sorted(stop)]
+        assert record.provenance["stopped_on"].startswith(f"fold {k % cross_fit} of {cross_fit}")
+    assert "std_scale" in result.metrics  # σ still calibrated on the validation rows no member saw
+
+
+def test_cross_fit_needs_two_folds(tmp_path):
+    base = toy_preset()
+    config = replace(base, train=replace(base.train, cross_fit=1))
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        run_experiment(config, mode="fixed", dataset=toy_dataset(), results_dir=tmp_path, smoke=False)
