@@ -31,12 +31,15 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import ase.units
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # pseudo_labels.py, a sibling script
 
-#: 1 eV in cm⁻¹ (ASE's phonon energies are in eV).
-EV_TO_CM = 8065.543937
+#: 1 eV in cm⁻¹ (ASE's phonon energies are in eV) and 1 THz in cm⁻¹ (phonopy's frequencies are in THz),
+#: from ASE's CODATA constants.
+EV_TO_CM = 1.0 / ase.units.invcm
+THZ_TO_CM = 1e12 / (ase.units._c * 100.0)
 SHOWN = ("mse_renorm", "mae_renorm", "wasserstein", "omega_mae", "r2_pooled_renorm")
 
 
@@ -142,7 +145,6 @@ def phonopy_frequencies(
     from phonopy import Phonopy
     from phonopy.structure.atoms import PhonopyAtoms
 
-    THZ_TO_CM = 33.35641
     unit = PhonopyAtoms(
         symbols=atoms.get_chemical_symbols(),
         cell=np.asarray(atoms.cell),
@@ -172,6 +174,18 @@ def gaussian_dos(
     samples it."""
     distance = (np.asarray(grid_cm)[:, None, None] - frequencies[None]) / width_cm
     return np.einsum("gqm,q->g", np.exp(-0.5 * distance**2), weights) / (np.sqrt(2 * np.pi) * width_cm)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` → ``(I, N)``: this worker's share of the draw, ``0 ≤ I < N``; ``ValueError`` otherwise."""
+    shard, slash, n_shards = text.partition("/")
+    try:
+        i, n = int(shard), int(n_shards)
+    except ValueError:
+        i, n = -1, 0
+    if not slash or not 0 <= i < n:
+        raise ValueError(f"--shard must be I/N with 0 ≤ I < N (e.g. 0/4), got {text!r}")
+    return i, n
 
 
 def label_unlabelled(
@@ -278,10 +292,13 @@ def main() -> None:
         "backend": args.backend,
     }
     if args.part == "unlabelled":
-        shard, _, n_shards = args.shard.partition("/")
+        try:
+            shard, n_shards = parse_shard(args.shard)
+        except ValueError as error:
+            parser.error(str(error))
         name = args.calculator.replace(":", "_").replace("-", "_")
         out = Path(args.results_dir) / "labels" / f"{name}_unlabelled_{shard}of{n_shards}.jsonl"
-        label_unlabelled(args.calculator, out, int(shard), int(n_shards), args.n, **options)
+        label_unlabelled(args.calculator, out, shard, n_shards, args.n, **options)
         return
 
     from s2p_utils.config import get_preset

@@ -166,8 +166,8 @@ def is_compound(atoms) -> bool:
 def mlip_labelled_dataset(
     config, label_files: list[Path], k: int | None = None, *, scale: float = 1.0, compounds_only: bool = False
 ):
-    """``(dataset, split name)``: ``config``'s dataset with the first ``k`` (default: all) crystals labelled
-    by a universal potential (``read_labels(label_files)``, frequencies times ``scale``; with
+    """``(dataset, split name)``: ``config``'s dataset with the first ``k`` (default: all) crystals usefully
+    labelled (not all zeros) by a universal potential (``read_labels(label_files)``, frequencies times ``scale``; with
     ``compounds_only``, only crystals that pass :func:`is_compound`) in the training part of :data:`SPLIT`;
     validation and test parts unchanged.
 
@@ -178,20 +178,19 @@ def mlip_labelled_dataset(
     dataset = load(config.dataset, progress=False)
     labels = read_labels(label_files)
     structures, ids = unlabelled_draw(config, seed=0, cheapest_first=True)
-    keep = [
+    labelled = [
         index
         for index, crystal in enumerate(ids)
         if crystal in labels and (not compounds_only or is_compound(structures[index]))
-    ][:k]
-    if not keep:
+    ]
+    if not labelled:
         raise ValueError(f"no labelled crystal of the unlabelled draw in {label_files}")
-    spectra = np.stack([labels[ids[index]] for index in keep])
-    ok = spectra.max(axis=1) > 0  # a crystal whose modes all fall off the grid (unstable) carries no label
-    keep = [index for index, good in zip(keep, ok, strict=True) if good]
+    # a crystal whose modes all fall off the grid (unstable) carries no label: drop those first, then take k
+    keep = [index for index in labelled if labels[ids[index]].max() > 0][:k]
     if not keep:
         raise ValueError(f"no usable labelled crystal of the unlabelled draw in {label_files}")
     if k is not None and len(keep) < k:
         raise ValueError(f"{k} labelled crystals asked for, {len(keep)} usable in {label_files}")
-    spectra = frequency_scaled(dataset.grid, spectra[ok], scale)
+    spectra = frequency_scaled(dataset.grid, np.stack([labels[ids[index]] for index in keep]), scale)
     picked = [structures[index] for index in keep]
     return with_pseudo_labels(dataset, SPLIT, picked, [ids[i] for i in keep], spectra), f"{SPLIT}+pseudo"

@@ -115,3 +115,13 @@ def test_gaussian_dos_is_a_normalised_gaussian_per_mode(benchmark_script):
     assert at_one_sigma == pytest.approx(np.exp(-0.5), rel=1e-3)
     two_points = module.gaussian_dos(np.array([[300.0], [600.0]]), np.array([0.25, 0.75]), grid, 10.0)
     assert two_points[600] / two_points[300] == pytest.approx(3.0, rel=1e-6)
+
+
+def test_shard_is_parsed_and_range_checked(benchmark_script):
+    module = benchmark_script("mlip_phonons")
+    assert module.parse_shard("0/1") == (0, 1) and module.parse_shard("3/4") == (3, 4)
+    for bad in ("4/4", "-1/4", "1", "a/b", "1/0"):
+        with pytest.raises(ValueError, match="--shard must be I/N"):
+            module.parse_shard(bad)
+    assert module.THZ_TO_CM == pytest.approx(33.35641, rel=1e-6)  # 1 THz = 10¹² s⁻¹ / c in cm⁻¹
+    assert module.EV_TO_CM == pytest.approx(8065.544, rel=1e-6)

@@ -120,6 +120,9 @@ def test_potential_labels_join_training_in_draw_order_and_unusable_ones_are_refu
     first, _ = module.mlip_labelled_dataset(_config(), [labels], 1, scale=2.0)  # g(ω / 2), linear between
     assert first.ids[3:] == ["mp-134"]
     np.testing.assert_allclose(first.targets[3], [0, 0.5, 1, 0.5], atol=1e-6)  # the peak moves 100 → 200
+    # the all-zero label is dropped before the first k are taken: k = 2 reaches past mp-66 to mp-23
+    two, _ = module.mlip_labelled_dataset(_config(), [labels], 2)
+    assert two.ids[3:] == ["mp-134", "mp-23"]
     with pytest.raises(ValueError, match="3 labelled crystals asked for, 2 usable"):
         module.mlip_labelled_dataset(_config(), [labels], 3)
     # compounds only: Al and Ni are not compounds, so only the (labelled, usable) diamond would qualify,
