@@ -32,7 +32,6 @@ the ``--calibration-from`` of the refit::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from dataclasses import replace
@@ -216,8 +215,7 @@ def cross_fit_check(config, seed: int, args: argparse.Namespace) -> None:
         "epochs": len(result.history),
         "minutes": round((time.perf_counter() - started) / 60, 2),
     }
-    append_to_log(Path(args.log), line)
-    print(json.dumps(line), flush=True)
+    append_to_log(Path(args.log), line)  # and prints it
 
 
 if __name__ == "__main__":

@@ -583,6 +583,9 @@ def _run_info(
         "member_epochs": [int(len(h)) for h in histories],
         "target_scaling": train.target_scaling,
         "batch_size": train.batch_size,
+        "stopped_on": f"{train.cross_fit} folds of the training rows"
+        if train.cross_fit
+        else "validation rows",
         "seconds": round(seconds, 1),
         "training_seconds": round(seconds, 1) if trained else _previous_training_seconds(out_dir, run_name),
         "trained": bool(trained),

@@ -443,6 +443,10 @@ def test_cross_fitted_members_stop_on_their_own_fold_and_never_see_validation(
     def dataset_rows(spectra):  # each toy crystal has its own spectrum
         return {int(np.argmin(np.abs(dataset.targets - s).sum(axis=1))) for s in spectra}
 
+    from s2p_utils.results import read_metrics
+
+    stopped_on = f"{cross_fit} folds of the training rows" if cross_fit else "validation rows"
+    assert read_metrics(result.metrics_path)["info"]["stopped_on"] == stopped_on  # the metrics file says so
     train, val = set(range(8)), {8, 9}
     assert len(seen) == 3
     stops = [dataset_rows(stop) for _, stop in seen]
