@@ -8,7 +8,8 @@ replacement) to give a 95 % interval for the mean difference *candidate − refe
     .venv/bin/python benchmarks/paired_bootstrap.py --reference lever_base lever_base_s1 lever_base_s2 \\
         --candidate lever_maxnorm lever_maxnorm_s1 lever_maxnorm_s2
 
-With ``--ensemble`` the runs of each side are averaged into one prediction first (members of one ensemble);
+``--metric wasserstein`` or ``--metric omega`` compares W₁ or the mean-frequency error |Δω̄| per crystal (cm⁻¹)
+instead of the MSE. With ``--ensemble`` the runs of each side are averaged into one prediction first (members of one ensemble);
 a name ending in ``.csv`` is read as a path, so a whole ensemble's own CSV can stand on one side::
 
     .venv/bin/python benchmarks/paired_bootstrap.py --ensemble --reference lever_maxnorm lever_maxnorm_s1 \\
@@ -38,22 +39,50 @@ def validation_spectra(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return frame["id"].to_numpy(), target, prediction
 
 
-def per_crystal_mse(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, mse)`` of the validation rows of one predictions CSV: max-renormalised MSE per crystal."""
-    from s2p_utils.metrics import per_spectrum_mse, renormalize
+#: Per-crystal scores the bootstrap can compare (``--metric``), with their printed label and digits.
+LABELS = {"mse": ("MSE (max-renorm.)", 4), "wasserstein": ("W₁ (cm⁻¹)", 2), "omega": ("ω̄ error (cm⁻¹)", 2)}
+METRICS = tuple(LABELS)
 
+
+def crystal_scores(
+    target: np.ndarray, prediction: np.ndarray, metric: str = "mse", grid: np.ndarray | None = None
+) -> np.ndarray:
+    """One score per crystal, float64 ``(n,)``, of spectra ``(n, n_grid)``: ``"mse"`` the max-renormalised MSE
+    (as ``mse_renorm`` is scored), ``"wasserstein"`` W₁ (cm⁻¹) and ``"omega"`` the mean-frequency error |Δω̄|
+    (cm⁻¹); the last two need ``grid``, the frequencies (cm⁻¹) ``(n_grid,)``."""
+    from s2p_utils.metrics import mean_frequency, per_spectrum_mse, renormalize, wasserstein
+
+    if metric == "mse":
+        return per_spectrum_mse(renormalize(target), renormalize(prediction))
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+    if grid is None:
+        raise ValueError(f"metric {metric!r} needs the frequency grid")
+    if metric == "wasserstein":
+        return wasserstein(target, prediction, grid)
+    return np.abs(
+        np.atleast_1d(mean_frequency(grid, target)) - np.atleast_1d(mean_frequency(grid, prediction))
+    )
+
+
+def per_crystal_score(
+    path: Path, metric: str = "mse", grid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, scores)`` of the validation rows of one predictions CSV (:func:`crystal_scores`)."""
     ids, target, prediction = validation_spectra(path)
-    return ids, per_spectrum_mse(renormalize(target), renormalize(prediction))
+    return ids, crystal_scores(target, prediction, metric, grid)
 
 
-def seed_mean(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-crystal MSE averaged over the runs (seeds) in ``paths``; every run must cover the same crystals."""
-    runs = [per_crystal_mse(path) for path in paths]
+def seed_mean(
+    paths: list[Path], metric: str = "mse", grid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-crystal scores averaged over the runs (seeds) in ``paths``; every run must cover the same crystals."""
+    runs = [per_crystal_score(path, metric, grid) for path in paths]
     ids = runs[0][0]
     for path, (other, _) in zip(paths[1:], runs[1:], strict=True):
         if not np.array_equal(ids, other):
             raise ValueError(f"{path}: validation crystals differ from {paths[0]}")
-    return ids, np.mean([mse for _, mse in runs], axis=0)
+    return ids, np.mean([scores for _, scores in runs], axis=0)
 
 
 def ensemble_spectra(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,13 +98,13 @@ def ensemble_spectra(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndar
     return ids, target, np.mean(predictions, axis=0)
 
 
-def ensemble_mse(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-crystal max-renormalised MSE of the *mean prediction* of the runs in ``paths`` (the runs are the
-    members of one ensemble, not seeds of one configuration)."""
-    from s2p_utils.metrics import per_spectrum_mse, renormalize
-
+def ensemble_score(
+    paths: list[Path], metric: str = "mse", grid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-crystal scores (:func:`crystal_scores`) of the *mean prediction* of the runs in ``paths`` (the runs
+    are the members of one ensemble, not seeds of one configuration)."""
     ids, target, prediction = ensemble_spectra(paths)
-    return ids, per_spectrum_mse(renormalize(target), renormalize(prediction))
+    return ids, crystal_scores(target, prediction, metric, grid)
 
 
 def run_csv(folder: Path, name: str) -> Path:
@@ -101,19 +130,28 @@ def main() -> None:
         action="store_true",
         help="the runs of each side are the members of one ensemble: score their mean prediction",
     )
+    parser.add_argument("--metric", choices=METRICS, default="mse", help="the per-crystal score compared")
+    parser.add_argument("--preset", default="e3nn_phdos_mass", help="whose dataset gives the grid (W₁, ω̄)")
     args = parser.parse_args()
     folder = Path(args.predictions)
-    score = ensemble_mse if args.ensemble else seed_mean
-    ids, reference = score([run_csv(folder, name) for name in args.reference])
-    other, candidate = score([run_csv(folder, name) for name in args.candidate])
+    grid = None
+    if args.metric != "mse":
+        from s2p_utils.config import get_preset
+        from s2p_utils.data import load
+
+        grid = np.asarray(load(get_preset(args.preset).dataset, progress=False).grid, dtype=np.float64)
+    score = ensemble_score if args.ensemble else seed_mean
+    ids, reference = score([run_csv(folder, name) for name in args.reference], args.metric, grid)
+    other, candidate = score([run_csv(folder, name) for name in args.candidate], args.metric, grid)
     if not np.array_equal(ids, other):
         raise SystemExit("the two configurations were scored on different validation crystals")
     difference = candidate - reference
     low, high = paired_interval(difference)
+    label, digits = LABELS[args.metric]
     print(
-        f"{len(ids)} validation crystals; MSE (max-renorm.) reference {reference.mean():.4f}, candidate "
-        f"{candidate.mean():.4f}; difference {difference.mean():+.4f}, 95 % interval {low:+.4f} … {high:+.4f}; "
-        f"candidate better on {np.mean(difference < 0):.0%} of the crystals"
+        f"{len(ids)} validation crystals; {label} reference {reference.mean():.{digits}f}, candidate "
+        f"{candidate.mean():.{digits}f}; difference {difference.mean():+.{digits}f}, 95 % interval "
+        f"{low:+.{digits}f} … {high:+.{digits}f}; candidate better on {np.mean(difference < 0):.0%} of the crystals"
     )
 
 

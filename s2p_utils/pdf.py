@@ -76,6 +76,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from ase import Atoms
+from ase.data import covalent_radii
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.distance import cdist
 
@@ -285,8 +286,9 @@ def mass_weighted_pdf_chunk(
     numbers: Sequence[np.ndarray] | None = None,
     period_groups: Sequence[Sequence[int]] = (),
     deposit: str = "floor",
+    bond_block: bool = False,
 ) -> list[np.ndarray]:
-    """The corrected per-atom g(r) beside mass-weighted twins: float64 ``(n_atoms_i, (1 + P + G)·n_bins)``.
+    """The corrected per-atom g(r) beside mass-weighted twins: float64 ``(n_atoms_i, (1 + P + G + B)·n_bins)``.
 
     Columns ``0…n_bins−1`` are :func:`atomic_pdf` (``legacy=False``); block ``k`` of the ``P =
     len(mass_powers)`` further blocks counts each neighbour ``j`` with weight ``m_j^p / mean(m^p)``
@@ -303,12 +305,19 @@ def mass_weighted_pdf_chunk(
     ``period_groups[k]``, so blocks whose groups cover every period sum to g(r) (featurizer
     ``"pdf_mass_period"``). They need ``numbers``, the atomic numbers ``(n_atoms_i,)`` per structure.
 
+    ``bond_block`` (B = 1) appends the histogram of every neighbour's *reduced* distance
+    ``x = d_ij / (R_i + R_j)`` (``R``: ASE's covalent radii, Å), ``n_bins`` bins over ``0 ≤ x < 2``: pair
+    counts, not divided by shell volume or density (featurizer ``"pdf_mass_bond"``). A bond shorter than
+    the sum of its atoms' radii (x < 1) is a stiff one, which g(r) in Å shows only through the elements at
+    either end. It needs ``numbers``.
+
     ``deposit`` (:data:`DEPOSITS`): ``"floor"`` bins each distance as :func:`atomic_pdf` does;
-    ``"linear"`` shares it between the two nearest bin centres (cloud-in-cell), in every block alike.
+    ``"linear"`` shares it between the two nearest bin centres (cloud-in-cell), in every g(r) block alike
+    (the reduced-distance block always counts a pair in the bin that holds it).
     With ``mass_powers=()`` and no groups the result is :func:`atomic_pdf` (``legacy=False``) itself.
     """
-    if period_groups and numbers is None:
-        raise ValueError("period_groups needs the atomic numbers of every structure")
+    if (period_groups or bond_block) and numbers is None:
+        raise ValueError("period_groups and bond_block need the atomic numbers of every structure")
     if deposit not in DEPOSITS:
         raise ValueError(f"unknown deposit {deposit!r}; choose one of {DEPOSITS}")
     n_bins = bin_count(r_max, bin_width)
@@ -335,11 +344,32 @@ def mass_weighted_pdf_chunk(
         periods = element_period(np.concatenate([np.asarray(z) for z in numbers]))
         for group in period_groups:
             blocks.append(histogram(np.isin(periods, group).astype(np.float64)))
-    rows = np.stack([_per_density(c, systems, pairs.atom_offsets, r_max, bin_width) for c in blocks], axis=1)
+    rows = [_per_density(c, systems, pairs.atom_offsets, r_max, bin_width) for c in blocks]
+    if bond_block:
+        rows.append(_reduced_distance_counts(pairs, numbers, keep, n_bins))
+    rows = np.stack(rows, axis=1)
     if sigma_bins > 0:  # each block smoothed along its own bins: (atoms, blocks, n_bins)
         rows = gaussian_filter1d(rows, sigma_bins, axis=-1, mode="nearest", truncate=4.0)
-    rows = rows.reshape(len(rows), len(blocks) * n_bins)
+    rows = rows.reshape(len(rows), rows.shape[1] * n_bins)
     return _split_rows(rows, pairs.atom_offsets)
+
+
+#: Upper end of the reduced distances ``d_ij / (R_i + R_j)`` that :func:`mass_weighted_pdf_chunk` bins.
+REDUCED_DISTANCE_MAX = 2.0
+
+
+def _reduced_distance_counts(
+    pairs: HalfPairs, numbers: Sequence[np.ndarray], keep: np.ndarray, n_bins: int
+) -> np.ndarray:
+    """Per-atom counts float64 ``(n_atoms, n_bins)`` of neighbours by reduced distance ``d_ij / (R_i + R_j)``
+    (covalent radii) in ``n_bins`` equal bins over ``[0, REDUCED_DISTANCE_MAX)``; pairs beyond it, or not in
+    ``keep`` (outside the g(r) cutoff), are left out."""
+    radii = covalent_radii[np.concatenate([np.asarray(z, dtype=np.int64) for z in numbers])]
+    starts = np.repeat(pairs.atom_offsets[:-1], pairs.n_pairs)
+    first, second = pairs.local_atoms[:, 0] + starts, pairs.local_atoms[:, 1] + starts
+    reduced = pairs.distances / (radii[first] + radii[second])
+    bins = np.minimum((reduced * (n_bins / REDUCED_DISTANCE_MAX)).astype(np.int64), n_bins - 1)
+    return pairs.bincount(bins, keep & (reduced < REDUCED_DISTANCE_MAX), n_bins).astype(np.float64)
 
 
 def simple_rdf_chunk(

@@ -524,6 +524,15 @@ def test_pdf_mass_freq_adds_the_inverse_sqrt_mass_block_which_separates_a_ternar
         featurize([salt], method="pdf_mass_freq", legacy=True, progress=False)
 
 
+def blocks_beyond_pdf_mass_freq(atoms, method: str, n_blocks: int) -> list[np.ndarray]:
+    """``method``'s rows of ``atoms`` split into ``n_blocks`` blocks, after checking that the first three are
+    the rows of ``pdf_mass_freq``."""
+    blocks = np.split(featurize([atoms], method=method, progress=False)[0], n_blocks, axis=1)
+    expected = featurize([atoms], method="pdf_mass_freq", progress=False)[0]
+    np.testing.assert_allclose(np.hstack(blocks[:3]), expected, rtol=1e-12, atol=1e-12)
+    return blocks
+
+
 def test_pdf_mass_period_adds_partial_pdfs_by_neighbour_period_which_sum_to_the_pdf():
     """``pdf_mass_period``: the 3 blocks of ``pdf_mass_freq`` and 4 partial g(r), one per neighbour period
     group (1; 2; 3; ≥ 4); the partials sum to g(r), and in NaCl an Na atom's first shell (Cl, period 3)
@@ -531,14 +540,7 @@ def test_pdf_mass_period_adds_partial_pdfs_by_neighbour_period_which_sum_to_the_
     from ase.build import bulk
 
     salt = bulk("NaCl", "rocksalt", a=5.64)
-    rows = featurize([salt], method="pdf_mass_period", progress=False)[0]
-    blocks = np.split(rows, 7, axis=1)
-    np.testing.assert_allclose(
-        np.hstack(blocks[:3]),
-        featurize([salt], method="pdf_mass_freq", progress=False)[0],
-        rtol=1e-12,
-        atol=1e-12,
-    )
+    blocks = blocks_beyond_pdf_mass_freq(salt, "pdf_mass_period", 7)
     np.testing.assert_allclose(sum(blocks[3:]), blocks[0], rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(blocks[5], blocks[0], rtol=1e-10, atol=1e-10)  # Na and Cl: both period 3
     lithium_fluoride = bulk("LiF", "rocksalt", a=4.03)  # Li and F: both period 2
@@ -552,6 +554,34 @@ def test_pdf_mass_period_adds_partial_pdfs_by_neighbour_period_which_sum_to_the_
     assert np.abs(period3).max() == 0 and np.abs(heavy).max() == 0
     with pytest.raises(ValueError, match="no legacy form"):
         featurize([salt], method="pdf_mass_period", legacy=True, progress=False)
+
+
+def test_pdf_mass_bond_counts_neighbours_by_reduced_distance():
+    """``pdf_mass_bond``: the 3 blocks of ``pdf_mass_freq`` and the counts of each atom's neighbours by
+    d / (R_i + R_j) (covalent radii) in 100 bins over [0, 2), smoothed like the other blocks; a brute-force
+    loop over ASE's neighbour list gives the same block, and a compressed crystal moves it to shorter x."""
+    from ase.build import bulk
+    from ase.data import covalent_radii
+    from ase.neighborlist import neighbor_list
+    from scipy.ndimage import gaussian_filter1d
+
+    salt = bulk("NaCl", "rocksalt", a=5.64) * (1, 1, 2)
+    blocks = blocks_beyond_pdf_mass_freq(salt, "pdf_mass_bond", 4)
+    first, second, distance = neighbor_list("ijd", salt, 10.0)
+    radii = covalent_radii[salt.numbers]
+    for atom in range(len(salt)):
+        mine = first == atom
+        reduced = distance[mine] / (radii[atom] + radii[second[mine]])
+        counts = np.bincount((reduced[reduced < 2.0] / 0.02).astype(int), minlength=100)[:100]
+        expected = gaussian_filter1d(counts.astype(float), 1.0, mode="nearest", truncate=4.0)
+        np.testing.assert_allclose(blocks[3][atom], expected, rtol=1e-9, atol=1e-9)
+    copper = featurize(
+        [bulk("Cu", "fcc", a=3.61), bulk("Cu", "fcc", a=3.45)], method="pdf_mass_bond", progress=False
+    )
+    relaxed, squeezed = (int(np.argmax(np.split(c, 4, axis=1)[3][0])) for c in copper)
+    assert squeezed < relaxed  # 12 nearest neighbours at a/√2 = 2.44 Å vs 2.55 Å, 2 R_Cu = 2.64 Å
+    with pytest.raises(ValueError, match="no legacy form"):
+        featurize([salt], method="pdf_mass_bond", legacy=True, progress=False)
 
 
 def linear_deposit(distances: np.ndarray, n_bins: int = 100, width: float = 0.1) -> np.ndarray:
