@@ -167,9 +167,9 @@ def mlip_labelled_dataset(
     config, label_files: list[Path], k: int | None = None, *, scale: float = 1.0, compounds_only: bool = False
 ):
     """``(dataset, split name)``: ``config``'s dataset with the first ``k`` (default: all) crystals usefully
-    labelled (not all zeros) by a universal potential (``read_labels(label_files)``, frequencies times ``scale``; with
-    ``compounds_only``, only crystals that pass :func:`is_compound`) in the training part of :data:`SPLIT`;
-    validation and test parts unchanged.
+    labelled (not all zeros) by a universal potential (``read_labels(label_files)``, frequencies times
+    ``scale``; with ``compounds_only``, only crystals that pass :func:`is_compound`) in the training part of
+    :data:`SPLIT`; validation and test parts unchanged.
 
     Raises:
         ValueError: fewer than ``k`` usable labels (labels that are all zeros are not usable)."""

@@ -106,12 +106,13 @@ def main() -> None:
                 f"--calibration-from {args.calibration_from}: no calibration.json (name an ensemble)"
             )
     config = get_preset(args.preset)
+    check_seed = args.seeds[0] if args.seed is None else args.seed
     if args.cross_fit:
         config = replace(config, train=replace(config.train, cross_fit=args.cross_fit))
-        recipe = resolve_recipe(config, "fixed", epochs=args.epochs)
         if args.check:
-            cross_fit_check(config, args.seed if args.seed is not None else args.seeds[0], args)
+            cross_fit_check(config, check_seed, args)
             return
+        recipe = resolve_recipe(config, "fixed", epochs=args.epochs)
     else:
         if args.check:
             config = replace(config, train=replace(config.train, ensemble=1))
@@ -121,7 +122,7 @@ def main() -> None:
         data = replace(data, parts=refit_parts(data.parts), split="chen2021 train+val refit")
     inputs = build_inputs(config, recipe, data)
     scaler = fit_scaler(config, recipe, data)
-    seeds = [args.seeds[0] if args.seed is None else args.seed] if args.check else args.seeds
+    seeds = [check_seed] if args.check else args.seeds
     rows = []
     for seed in seeds:
         if args.check:

@@ -369,6 +369,12 @@ class HalfPairs:
             f"than {MIN_DISTANCE} Å (overlapping atoms or a wrong cell)"
         )
 
+    @property
+    def pair_atoms(self) -> np.ndarray:
+        """int64 ``(n_pairs, 2)``: the two atoms of each pair as indices over the chunk's atoms (global
+        order, ``local_atoms`` shifted by their structure's first atom)."""
+        return self.local_atoms + np.repeat(self.atom_offsets[:-1], self.n_pairs)[:, None]
+
     def structure_of_pairs(self, pair_index: np.ndarray) -> np.ndarray:
         """int64, shape of ``pair_index``: the structure (0-based within the chunk) of each pair."""
         return np.searchsorted(self.pair_offsets, pair_index, side="right") - 1
@@ -412,8 +418,7 @@ class HalfPairs:
         ``pair_weights``: float ``(n_pairs,)``, a further factor per pair (both atoms), or ``None``.
         """
         dump = self.n_atoms * n_bins
-        starts = np.repeat(self.atom_offsets[:-1], self.n_pairs)
-        first, second = self.local_atoms[:, 0] + starts, self.local_atoms[:, 1] + starts
+        first, second = self.pair_atoms.T
         keys = np.stack([first * n_bins + bins, second * n_bins + bins], axis=1)
         weights = np.stack([atom_weights[second], atom_weights[first]], axis=1).astype(np.float64)
         if pair_weights is not None:

@@ -365,9 +365,7 @@ def _reduced_distance_counts(
     (covalent radii) in ``n_bins`` equal bins over ``[0, REDUCED_DISTANCE_MAX)``; pairs beyond it, or not in
     ``keep`` (outside the g(r) cutoff), are left out."""
     radii = covalent_radii[np.concatenate([np.asarray(z, dtype=np.int64) for z in numbers])]
-    starts = np.repeat(pairs.atom_offsets[:-1], pairs.n_pairs)
-    first, second = pairs.local_atoms[:, 0] + starts, pairs.local_atoms[:, 1] + starts
-    reduced = pairs.distances / (radii[first] + radii[second])
+    reduced = pairs.distances / radii[pairs.pair_atoms].sum(axis=1)
     bins = np.minimum((reduced * (n_bins / REDUCED_DISTANCE_MAX)).astype(np.int64), n_bins - 1)
     return pairs.bincount(bins, keep & (reduced < REDUCED_DISTANCE_MAX), n_bins).astype(np.float64)
 
