@@ -38,14 +38,14 @@ def toy_mass_config(ensemble: int, **changes):
 def test_the_mass_preset_trains_saves_and_predicts(tmp_path):
     preset = get_preset("e3nn_phdos_mass")
     assert (
-        preset.featurizer == "pdf_mass_freq" and preset.model.n_pdf_bins == 305 and preset.train.ensemble == 5
+        preset.featurizer == "pdf_mass_bond" and preset.model.n_pdf_bins == 405 and preset.train.ensemble == 5
     )
     assert preset.train.member_orders and preset.train.test_time_permutations == 1
     assert preset.model.output_norm == "max" and preset.train.target_scaling == "none"
     config = toy_mass_config(ensemble=2)
     dataset = toy_dataset()
     result = run_experiment(config, dataset=dataset, results_dir=tmp_path, epochs=1, smoke=False)
-    assert result.inputs["pdf"].shape[1:] == (4, 305)
+    assert result.inputs["pdf"].shape[1:] == (4, 405)
     saved = load_predictor(result.model_path)
     assert saved.record.model.output_norm == "max"
     assert all(network.get_layer("dos_max_norm") is not None for network in saved.networks)
@@ -56,6 +56,11 @@ def test_the_mass_preset_trains_saves_and_predicts(tmp_path):
         for k, formula in enumerate(formulas):
             same = np.allclose(plain[k], weighted[k], atol=1e-9)
             assert same == (formula in ("Cu", "Si2")), formula
+    # the fourth block counts every atom's neighbours by bond length over the sum of covalent radii: each atom
+    # of these crystals has neighbours closer than twice that sum (x < 2), so no row of it is empty
+    bonds = result.inputs["pdf"][..., 300:400]
+    real_atoms = result.inputs["tokens"] > 0
+    assert (bonds.sum(axis=-1)[real_atoms] > 0).all()
     path = tmp_path / "crystal.traj"
     write(path, dataset.structures[result.data.parts["test"][0]])
     out = tmp_path / "predicted.csv"
