@@ -205,8 +205,9 @@ def label_unlabelled(
     from s2p_utils.data import load
 
     config = get_preset("e3nn_phdos_mass")
-    grid = np.asarray(load(config.dataset, progress=False).grid, dtype=np.float64)
-    structures, ids = unlabelled_draw(config, seed=0, cheapest_first=True)
+    dataset = load(config.dataset, progress=False)
+    grid = np.asarray(dataset.grid, dtype=np.float64)
+    structures, ids = unlabelled_draw(config, seed=0, cheapest_first=True, dataset=dataset)
     positions = range(shard, len(ids) if n is None else min(n, len(ids)), n_shards)
     done = set(read_labels([out])) if out.exists() else set()
     todo = [index for index in positions if ids[index] not in done]

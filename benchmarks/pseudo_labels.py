@@ -70,19 +70,27 @@ def with_pseudo_labels(dataset, split: str, structures: list, ids: list[str], sp
 
 
 def unlabelled_draw(
-    config, k: int | None = None, *, seed: int = 0, sort: bool = False, cheapest_first: bool = False
+    config,
+    k: int | None = None,
+    *,
+    seed: int = 0,
+    sort: bool = False,
+    cheapest_first: bool = False,
+    dataset=None,
 ) -> tuple[list, list[str]]:
     """``(structures, ids)``: ``k`` (default: all) of the mirror's unlabelled CIFs that fit
     ``config.model.max_atoms`` and are not in ``config.dataset`` (by id), drawn with ``seed``, in draw order
     (so the first ``j`` of a longer draw are a random sample too) or, with ``sort``, in file order; with
     ``cheapest_first``, the draw order stable-sorted by number of atoms (the order a slow labeller works in:
-    a finite-displacement calculation costs roughly the cube of the cell's atom count)."""
+    a finite-displacement calculation costs roughly the cube of the cell's atom count). ``dataset``: the
+    loaded ``config.dataset``, when the caller has it already (else it is loaded here)."""
     from ase import Atoms
 
     from s2p_utils.data import load
     from s2p_utils.data.structures import read_structures
 
-    dataset = load(config.dataset, progress=False)
+    if dataset is None:
+        dataset = load(config.dataset, progress=False)
     files = unlabelled_files(default_cif_dir(), set(map(str, dataset.ids)))
     structures = read_structures(files)
     fits = [

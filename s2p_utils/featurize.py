@@ -35,13 +35,23 @@ from s2p_utils.pdf import (
 
 __all__ = ["METHODS", "featurize", "save_ragged_npz"]
 
-METHODS = ("pdf", "simple_rdf", "pdf_mass", "pdf_mass_freq", "pdf_mass_period", "pdf_mass_bond")
+METHODS = (
+    "pdf",
+    "simple_rdf",
+    "pdf_mass",
+    "pdf_mass_freq",
+    "pdf_mass_period",
+    "pdf_mass_bond",
+    "pdf_mass_bond_freq",
+)
 """The featurizers: ``"pdf"`` (:func:`s2p_utils.pdf.atomic_pdf`), ``"simple_rdf"`` (:func:`s2p_utils.pdf.simple_rdf`),
 ``"pdf_mass"`` (g(r) and its mass-weighted twin, :func:`s2p_utils.pdf.mass_weighted_pdf_chunk`; no legacy form),
 ``"pdf_mass_freq"`` (those two and the 1/√mass-weighted g(r): 3 blocks; no legacy form),
 ``"pdf_mass_period"`` (those three and 4 partial g(r) of the neighbours in periods 1, 2, 3 and ≥ 4: 7 blocks;
 no legacy form), ``"pdf_mass_bond"`` (the three of ``"pdf_mass_freq"`` and the neighbour counts by reduced
-distance d / (R_i + R_j), covalent radii: 4 blocks; no legacy form)."""
+distance d / (R_i + R_j), covalent radii: 4 blocks; no legacy form), ``"pdf_mass_bond_freq"`` (those four
+and the reduced-distance counts weighted by sqrt(m̄ / 2μ), μ each pair's reduced mass: 5 blocks; no legacy
+form)."""
 
 #: Mass powers of the weighted g(r) blocks each mass featurizer appends to g(r).
 MASS_POWERS = {
@@ -49,6 +59,7 @@ MASS_POWERS = {
     "pdf_mass_freq": (1.0, -0.5),
     "pdf_mass_period": (1.0, -0.5),
     "pdf_mass_bond": (1.0, -0.5),
+    "pdf_mass_bond_freq": (1.0, -0.5),
 }
 #: Periods of the neighbours counted by each species-resolved block (H; B–F row; Na–Cl row; heavier).
 PERIOD_GROUPS = {"pdf_mass_period": ((1,), (2,), (3,), (4, 5, 6, 7))}
@@ -91,7 +102,8 @@ def _run_chunk(
             mass_powers=MASS_POWERS.get(method, ()),
             numbers=numbers,
             period_groups=PERIOD_GROUPS.get(method, ()),
-            bond_block=method == "pdf_mass_bond",
+            bond_block=method in ("pdf_mass_bond", "pdf_mass_bond_freq"),
+            bond_frequency_block=method == "pdf_mass_bond_freq",
             deposit=deposit,
             **options,
         )
@@ -163,7 +175,9 @@ def featurize(
             (:func:`s2p_utils.pdf.simple_rdf`), ``"pdf_mass"`` or ``"pdf_mass_freq"`` (g(r) with 1 or 2
             mass-weighted blocks, :func:`s2p_utils.pdf.mass_weighted_pdf_chunk`), ``"pdf_mass_period"``
             (``"pdf_mass_freq"`` and 4 partial g(r) by the neighbours' period), ``"pdf_mass_bond"``
-            (``"pdf_mass_freq"`` and the neighbour counts by reduced distance d / (R_i + R_j)).
+            (``"pdf_mass_freq"`` and the neighbour counts by reduced distance d / (R_i + R_j)),
+            ``"pdf_mass_bond_freq"`` (those and the same counts weighted by sqrt(m̄ / 2μ), μ the pair's
+            reduced mass).
         legacy: the authors' original recipe. For ``"pdf"`` the bit-exact legacy PDF; for
             ``"simple_rdf"`` the original without periodic images (``periodic=False``), while
             ``legacy=False`` counts periodic images.

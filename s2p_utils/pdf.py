@@ -287,6 +287,7 @@ def mass_weighted_pdf_chunk(
     period_groups: Sequence[Sequence[int]] = (),
     deposit: str = "floor",
     bond_block: bool = False,
+    bond_frequency_block: bool = False,
 ) -> list[np.ndarray]:
     """The corrected per-atom g(r) beside mass-weighted twins: float64 ``(n_atoms_i, (1 + P + G + B)·n_bins)``.
 
@@ -311,6 +312,12 @@ def mass_weighted_pdf_chunk(
     the sum of its atoms' radii (x < 1) is a stiff one, which g(r) in Å shows only through the elements at
     either end. It needs ``numbers``.
 
+    ``bond_frequency_block`` (one more block, after the bond block; needs ``bond_block``) is the same
+    reduced-distance histogram with each pair weighted by ``sqrt(m̄ / (2 μ_ij))``, ``μ_ij = m_i m_j / (m_i +
+    m_j)`` the pair's reduced mass and ``m̄`` the structure's mean mass: a stiff bond between light atoms
+    counts more, as its vibration is faster (ω ∝ sqrt(k / μ)); for an element crystal it equals the bond
+    block (featurizer ``"pdf_mass_bond_freq"``).
+
     ``deposit`` (:data:`DEPOSITS`): ``"floor"`` bins each distance as :func:`atomic_pdf` does;
     ``"linear"`` shares it between the two nearest bin centres (cloud-in-cell), in every g(r) block alike
     (the reduced-distance block always counts a pair in the bin that holds it).
@@ -318,6 +325,8 @@ def mass_weighted_pdf_chunk(
     """
     if (period_groups or bond_block) and numbers is None:
         raise ValueError("period_groups and bond_block need the atomic numbers of every structure")
+    if bond_frequency_block and not bond_block:
+        raise ValueError("bond_frequency_block is a weighted twin of the bond block: set bond_block too")
     if deposit not in DEPOSITS:
         raise ValueError(f"unknown deposit {deposit!r}; choose one of {DEPOSITS}")
     n_bins = bin_count(r_max, bin_width)
@@ -347,6 +356,10 @@ def mass_weighted_pdf_chunk(
     rows = [_per_density(c, systems, pairs.atom_offsets, r_max, bin_width) for c in blocks]
     if bond_block:
         rows.append(_reduced_distance_counts(pairs, numbers, keep, n_bins))
+    if bond_frequency_block:
+        rows.append(
+            _reduced_distance_counts(pairs, numbers, keep, n_bins, _reduced_mass_weights(pairs, masses))
+        )
     rows = np.stack(rows, axis=1)
     if sigma_bins > 0:  # each block smoothed along its own bins: (atoms, blocks, n_bins)
         rows = gaussian_filter1d(rows, sigma_bins, axis=-1, mode="nearest", truncate=4.0)
@@ -359,15 +372,32 @@ REDUCED_DISTANCE_MAX = 2.0
 
 
 def _reduced_distance_counts(
-    pairs: HalfPairs, numbers: Sequence[np.ndarray], keep: np.ndarray, n_bins: int
+    pairs: HalfPairs,
+    numbers: Sequence[np.ndarray],
+    keep: np.ndarray,
+    n_bins: int,
+    pair_weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-atom counts float64 ``(n_atoms, n_bins)`` of neighbours by reduced distance ``d_ij / (R_i + R_j)``
     (covalent radii) in ``n_bins`` equal bins over ``[0, REDUCED_DISTANCE_MAX)``; pairs beyond it, or not in
-    ``keep`` (outside the g(r) cutoff), are left out."""
+    ``keep`` (outside the g(r) cutoff), are left out. ``pair_weights`` float ``(n_pairs,)``: each pair
+    adds its weight instead of 1."""
     radii = covalent_radii[np.concatenate([np.asarray(z, dtype=np.int64) for z in numbers])]
     reduced = pairs.distances / radii[pairs.pair_atoms].sum(axis=1)
     bins = np.minimum((reduced * (n_bins / REDUCED_DISTANCE_MAX)).astype(np.int64), n_bins - 1)
-    return pairs.bincount(bins, keep & (reduced < REDUCED_DISTANCE_MAX), n_bins).astype(np.float64)
+    return pairs.bincount(bins, keep & (reduced < REDUCED_DISTANCE_MAX), n_bins, pair_weights).astype(
+        np.float64
+    )
+
+
+def _reduced_mass_weights(pairs: HalfPairs, masses: Sequence[np.ndarray]) -> np.ndarray:
+    """float64 ``(n_pairs,)``: ``sqrt(m̄ / (2 μ_ij))`` per pair, ``μ_ij`` its reduced mass and ``m̄`` its
+    structure's mean mass (amu cancels); 1 for every pair of an element crystal."""
+    atom_masses = np.concatenate([np.asarray(m, dtype=np.float64) for m in masses])
+    mean_mass = np.repeat([np.mean(np.asarray(m, dtype=np.float64)) for m in masses], pairs.n_pairs)
+    first, second = atom_masses[pairs.pair_atoms].T
+    reduced_mass = first * second / (first + second)
+    return np.sqrt(mean_mass / (2.0 * reduced_mass))
 
 
 def simple_rdf_chunk(

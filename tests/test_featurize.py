@@ -584,6 +584,42 @@ def test_pdf_mass_bond_counts_neighbours_by_reduced_distance():
         featurize([salt], method="pdf_mass_bond", legacy=True, progress=False)
 
 
+def test_pdf_mass_bond_freq_weights_the_bond_block_by_the_pairs_reduced_mass():
+    """``pdf_mass_bond_freq``: the 4 blocks of ``pdf_mass_bond`` and the reduced-distance counts with each
+    pair weighted by sqrt(m̄ / 2μ_ij) (brute force over ASE's neighbour list); for an element crystal the
+    fifth block equals the fourth, and in LiH it differs from it."""
+    from ase.build import bulk
+    from ase.data import covalent_radii
+    from ase.neighborlist import neighbor_list
+    from scipy.ndimage import gaussian_filter1d
+
+    hydride = bulk("LiH", "rocksalt", a=4.08) * (1, 1, 2)
+    blocks = np.split(featurize([hydride], method="pdf_mass_bond_freq", progress=False)[0], 5, axis=1)
+    bond = featurize([hydride], method="pdf_mass_bond", progress=False)[0]
+    np.testing.assert_allclose(np.hstack(blocks[:4]), bond, rtol=1e-12, atol=1e-12)
+    first, second, distance = neighbor_list("ijd", hydride, 10.0)
+    radii, masses = covalent_radii[hydride.numbers], hydride.get_masses()
+    mean_mass = masses.mean()
+    for atom in range(len(hydride)):
+        mine = first == atom
+        reduced = distance[mine] / (radii[atom] + radii[second[mine]])
+        mu = masses[atom] * masses[second[mine]] / (masses[atom] + masses[second[mine]])
+        weights = np.sqrt(mean_mass / (2 * mu))
+        inside = reduced < 2.0
+        counts = np.bincount((reduced[inside] / 0.02).astype(int), weights=weights[inside], minlength=100)[
+            :100
+        ]
+        expected = gaussian_filter1d(counts, 1.0, mode="nearest", truncate=4.0)
+        np.testing.assert_allclose(blocks[4][atom], expected, rtol=1e-9, atol=1e-9)
+    assert not np.allclose(blocks[4], blocks[3])
+    copper = np.split(
+        featurize([bulk("Cu", "fcc", a=3.61)], method="pdf_mass_bond_freq", progress=False)[0], 5, axis=1
+    )
+    np.testing.assert_allclose(copper[4], copper[3], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="no legacy form"):
+        featurize([hydride], method="pdf_mass_bond_freq", legacy=True, progress=False)
+
+
 def linear_deposit(distances: np.ndarray, n_bins: int = 100, width: float = 0.1) -> np.ndarray:
     """Brute force cloud-in-cell: each distance split between the two nearest bin centres (k + ½)Δ."""
     out = np.zeros(n_bins)
