@@ -312,7 +312,7 @@ def mass_weighted_pdf_chunk(
     the sum of its atoms' radii (x < 1) is a stiff one, which g(r) in Å shows only through the elements at
     either end. It needs ``numbers``.
 
-    ``bond_frequency_block`` (one more block, after the bond block; needs ``bond_block``) is the same
+    ``bond_frequency_block`` (B = 2: one more block, after the bond block; needs ``bond_block``) is the same
     reduced-distance histogram with each pair weighted by ``sqrt(m̄ / (2 μ_ij))``, ``μ_ij = m_i m_j / (m_i +
     m_j)`` the pair's reduced mass and ``m̄`` the structure's mean mass: a stiff bond between light atoms
     counts more, as its vibration is faster (ω ∝ sqrt(k / μ)); for an element crystal it equals the bond

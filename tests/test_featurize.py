@@ -618,6 +618,19 @@ def test_pdf_mass_bond_freq_weights_the_bond_block_by_the_pairs_reduced_mass():
     np.testing.assert_allclose(copper[4], copper[3], rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="no legacy form"):
         featurize([hydride], method="pdf_mass_bond_freq", legacy=True, progress=False)
+    from s2p_utils.pdf import mass_weighted_pdf_chunk
+
+    system = (hydride.positions, hydride.cell.array, hydride.pbc)
+    with pytest.raises(ValueError, match="set bond_block too"):
+        mass_weighted_pdf_chunk(
+            [system],
+            [hydride.get_masses()],
+            numbers=[hydride.numbers],
+            r_max=10.0,
+            bin_width=0.1,
+            sigma_bins=1.0,
+            bond_frequency_block=True,
+        )
 
 
 def linear_deposit(distances: np.ndarray, n_bins: int = 100, width: float = 0.1) -> np.ndarray:
