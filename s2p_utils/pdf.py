@@ -345,21 +345,22 @@ def mass_weighted_pdf_chunk(
             pairs.weighted_bincount(bins, keep, n_bins, atom_weights, weights) for bins, weights in shares
         )
 
+    def relative_masses(power: float) -> np.ndarray:
+        """``m^p / mean(m^p)`` over each structure's atoms, float64 over the chunk's atoms."""
+        scaled = [np.asarray(m, dtype=np.float64) ** float(power) for m in masses]
+        return np.concatenate([m / np.mean(m) for m in scaled])
+
     blocks = [histogram(None)]
     for power in mass_powers:
-        scaled = [np.asarray(m, dtype=np.float64) ** float(power) for m in masses]
-        blocks.append(histogram(np.concatenate([m / np.mean(m) for m in scaled])))
+        blocks.append(histogram(relative_masses(power)))
     if period_groups:
         periods = element_period(np.concatenate([np.asarray(z) for z in numbers]))
         for group in period_groups:
             blocks.append(histogram(np.isin(periods, group).astype(np.float64)))
     rows = [_per_density(c, systems, pairs.atom_offsets, r_max, bin_width) for c in blocks]
     if bond_block:
-        rows.append(_reduced_distance_counts(pairs, numbers, keep, n_bins))
-    if bond_frequency_block:
-        rows.append(
-            _reduced_distance_counts(pairs, numbers, keep, n_bins, _reduced_mass_weights(pairs, masses))
-        )
+        relative = relative_masses(1.0) if bond_frequency_block else None
+        rows.extend(_reduced_distance_blocks(pairs, numbers, keep, n_bins, relative))
     rows = np.stack(rows, axis=1)
     if sigma_bins > 0:  # each block smoothed along its own bins: (atoms, blocks, n_bins)
         rows = gaussian_filter1d(rows, sigma_bins, axis=-1, mode="nearest", truncate=4.0)
@@ -371,33 +372,29 @@ def mass_weighted_pdf_chunk(
 REDUCED_DISTANCE_MAX = 2.0
 
 
-def _reduced_distance_counts(
+def _reduced_distance_blocks(
     pairs: HalfPairs,
     numbers: Sequence[np.ndarray],
     keep: np.ndarray,
     n_bins: int,
-    pair_weights: np.ndarray | None = None,
-) -> np.ndarray:
+    relative_masses: np.ndarray | None = None,
+) -> list[np.ndarray]:
     """Per-atom counts float64 ``(n_atoms, n_bins)`` of neighbours by reduced distance ``d_ij / (R_i + R_j)``
     (covalent radii) in ``n_bins`` equal bins over ``[0, REDUCED_DISTANCE_MAX)``; pairs beyond it, or not in
-    ``keep`` (outside the g(r) cutoff), are left out. ``pair_weights`` float ``(n_pairs,)``: each pair
-    adds its weight instead of 1."""
+    ``keep`` (outside the g(r) cutoff), are left out. With ``relative_masses`` (``m / m̄`` per atom, each
+    over its structure's mean; float ``(n_atoms,)``) a second block follows, the same counts with each pair
+    weighted by ``sqrt(m̄ / (2 μ_ij)) = sqrt((r_i + r_j) / (2 r_i r_j))``, ``μ_ij`` its reduced mass: 1 for
+    every pair of an element crystal."""
+    pair_atoms = pairs.pair_atoms
     radii = covalent_radii[np.concatenate([np.asarray(z, dtype=np.int64) for z in numbers])]
-    reduced = pairs.distances / radii[pairs.pair_atoms].sum(axis=1)
+    reduced = pairs.distances / radii[pair_atoms].sum(axis=1)
     bins = np.minimum((reduced * (n_bins / REDUCED_DISTANCE_MAX)).astype(np.int64), n_bins - 1)
-    return pairs.bincount(bins, keep & (reduced < REDUCED_DISTANCE_MAX), n_bins, pair_weights).astype(
-        np.float64
-    )
-
-
-def _reduced_mass_weights(pairs: HalfPairs, masses: Sequence[np.ndarray]) -> np.ndarray:
-    """float64 ``(n_pairs,)``: ``sqrt(m̄ / (2 μ_ij))`` per pair, ``μ_ij`` its reduced mass and ``m̄`` its
-    structure's mean mass (amu cancels); 1 for every pair of an element crystal."""
-    atom_masses = np.concatenate([np.asarray(m, dtype=np.float64) for m in masses])
-    mean_mass = np.repeat([np.mean(np.asarray(m, dtype=np.float64)) for m in masses], pairs.n_pairs)
-    first, second = atom_masses[pairs.pair_atoms].T
-    reduced_mass = first * second / (first + second)
-    return np.sqrt(mean_mass / (2.0 * reduced_mass))
+    counted = keep & (reduced < REDUCED_DISTANCE_MAX)
+    pair_weights = [None]
+    if relative_masses is not None:
+        first, second = relative_masses[pair_atoms].T
+        pair_weights.append(np.sqrt((first + second) / (2.0 * first * second)))
+    return [pairs.bincount(bins, counted, n_bins, w).astype(np.float64) for w in pair_weights]
 
 
 def simple_rdf_chunk(

@@ -556,25 +556,39 @@ def test_pdf_mass_period_adds_partial_pdfs_by_neighbour_period_which_sum_to_the_
         featurize([salt], method="pdf_mass_period", legacy=True, progress=False)
 
 
+def reduced_distance_block_by_brute_force(atoms, reduced_mass_weighted: bool = False) -> np.ndarray:
+    """Each atom's neighbours by d / (R_i + R_j) (covalent radii) in 100 bins over [0, 2), smoothed like the
+    featurizer's blocks, by a loop over ASE's neighbour list: float ``(n_atoms, 100)``; with
+    ``reduced_mass_weighted`` each pair counts sqrt(m̄ / 2μ_ij), μ_ij its reduced mass."""
+    from ase.data import covalent_radii
+    from ase.neighborlist import neighbor_list
+    from scipy.ndimage import gaussian_filter1d
+
+    first, second, distance = neighbor_list("ijd", atoms, 10.0)
+    radii, masses = covalent_radii[atoms.numbers], atoms.get_masses()
+    rows = []
+    for atom in range(len(atoms)):
+        mine = first == atom
+        reduced = distance[mine] / (radii[atom] + radii[second[mine]])
+        weights = np.ones(len(reduced))
+        if reduced_mass_weighted:
+            mu = masses[atom] * masses[second[mine]] / (masses[atom] + masses[second[mine]])
+            weights = np.sqrt(masses.mean() / (2 * mu))
+        inside = reduced < 2.0
+        counts = np.bincount((reduced[inside] / 0.02).astype(int), weights=weights[inside], minlength=100)
+        rows.append(gaussian_filter1d(counts[:100], 1.0, mode="nearest", truncate=4.0))
+    return np.array(rows)
+
+
 def test_pdf_mass_bond_counts_neighbours_by_reduced_distance():
     """``pdf_mass_bond``: the 3 blocks of ``pdf_mass_freq`` and the counts of each atom's neighbours by
     d / (R_i + R_j) (covalent radii) in 100 bins over [0, 2), smoothed like the other blocks; a brute-force
     loop over ASE's neighbour list gives the same block, and a compressed crystal moves it to shorter x."""
     from ase.build import bulk
-    from ase.data import covalent_radii
-    from ase.neighborlist import neighbor_list
-    from scipy.ndimage import gaussian_filter1d
 
     salt = bulk("NaCl", "rocksalt", a=5.64) * (1, 1, 2)
     blocks = blocks_beyond_pdf_mass_freq(salt, "pdf_mass_bond", 4)
-    first, second, distance = neighbor_list("ijd", salt, 10.0)
-    radii = covalent_radii[salt.numbers]
-    for atom in range(len(salt)):
-        mine = first == atom
-        reduced = distance[mine] / (radii[atom] + radii[second[mine]])
-        counts = np.bincount((reduced[reduced < 2.0] / 0.02).astype(int), minlength=100)[:100]
-        expected = gaussian_filter1d(counts.astype(float), 1.0, mode="nearest", truncate=4.0)
-        np.testing.assert_allclose(blocks[3][atom], expected, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(blocks[3], reduced_distance_block_by_brute_force(salt), rtol=1e-9, atol=1e-9)
     copper = featurize(
         [bulk("Cu", "fcc", a=3.61), bulk("Cu", "fcc", a=3.45)], method="pdf_mass_bond", progress=False
     )
@@ -589,28 +603,13 @@ def test_pdf_mass_bond_freq_weights_the_bond_block_by_the_pairs_reduced_mass():
     pair weighted by sqrt(m̄ / 2μ_ij) (brute force over ASE's neighbour list); for an element crystal the
     fifth block equals the fourth, and in LiH it differs from it."""
     from ase.build import bulk
-    from ase.data import covalent_radii
-    from ase.neighborlist import neighbor_list
-    from scipy.ndimage import gaussian_filter1d
 
     hydride = bulk("LiH", "rocksalt", a=4.08) * (1, 1, 2)
     blocks = np.split(featurize([hydride], method="pdf_mass_bond_freq", progress=False)[0], 5, axis=1)
     bond = featurize([hydride], method="pdf_mass_bond", progress=False)[0]
     np.testing.assert_allclose(np.hstack(blocks[:4]), bond, rtol=1e-12, atol=1e-12)
-    first, second, distance = neighbor_list("ijd", hydride, 10.0)
-    radii, masses = covalent_radii[hydride.numbers], hydride.get_masses()
-    mean_mass = masses.mean()
-    for atom in range(len(hydride)):
-        mine = first == atom
-        reduced = distance[mine] / (radii[atom] + radii[second[mine]])
-        mu = masses[atom] * masses[second[mine]] / (masses[atom] + masses[second[mine]])
-        weights = np.sqrt(mean_mass / (2 * mu))
-        inside = reduced < 2.0
-        counts = np.bincount((reduced[inside] / 0.02).astype(int), weights=weights[inside], minlength=100)[
-            :100
-        ]
-        expected = gaussian_filter1d(counts, 1.0, mode="nearest", truncate=4.0)
-        np.testing.assert_allclose(blocks[4][atom], expected, rtol=1e-9, atol=1e-9)
+    expected = reduced_distance_block_by_brute_force(hydride, reduced_mass_weighted=True)
+    np.testing.assert_allclose(blocks[4], expected, rtol=1e-9, atol=1e-9)
     assert not np.allclose(blocks[4], blocks[3])
     copper = np.split(
         featurize([bulk("Cu", "fcc", a=3.61)], method="pdf_mass_bond_freq", progress=False)[0], 5, axis=1
