@@ -1,12 +1,14 @@
 """Where the mean-frequency (ω̄) error of a phonon model comes from, on the chen2021 *validation* part only.
 
 Runs a saved model (default: the shipped ``s2p:e3nn_phdos_mass``) on the validation crystals and prints
-the signed ω̄ error (bias, median, quantiles of |error|), the least-squares line ω̄_true ≈ a·ω̄_pred + b,
-and what a post-hoc **frequency stretch** would do: each predicted spectrum p(ω) is replaced by
+the signed ω̄ error (bias, median, quantiles of |error|), the same by range of the reference ω̄ (where the
+error comes from: a model trained on few high-frequency crystals pulls them toward the common ones), the
+least-squares line ω̄_true ≈ a·ω̄_pred + b, and what a post-hoc **frequency stretch** would do: each predicted spectrum p(ω) is replaced by
 p(ω / s) with ``s = (a·ω̄_p + b) / ω̄_p``, the line fitted on one half of the validation crystals and applied
 to the other (2-fold, three random halvings), so the scores are out-of-sample. No test score is computed::
 
-    S2P_DATA_MIRROR=../shared/dos_datasets .venv/bin/python benchmarks/omega_bias.py [--model s2p:e3nn_phdos_mass]
+    S2P_DATA_MIRROR=../shared/dos_datasets .venv/bin/python benchmarks/omega_bias.py [--model s2p:e3nn_phdos_mass] \
+        [--figure benchmarks/out/omega_parity.png]
 """
 
 from __future__ import annotations
@@ -19,6 +21,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 SHOWN = ("mse_renorm", "mae_renorm", "mae", "wasserstein", "omega_mae", "r2_pooled_renorm")
+#: Edges (cm⁻¹) of the reference-ω̄ ranges of the error table.
+OMEGA_RANGES = (0.0, 100.0, 200.0, 300.0, 400.0, np.inf)
+
+
+def error_by_range(
+    omega_true: np.ndarray, error: np.ndarray, edges: tuple[float, ...] = OMEGA_RANGES
+) -> list[tuple[str, int, float, float, float]]:
+    """Per range of the reference ω̄ ``(n,)`` (cm⁻¹): its label, the crystals in it, the mean signed and
+    absolute ω̄ ``error`` ``(n,)`` (cm⁻¹) and its share of the summed |error|."""
+    total = np.nansum(np.abs(error))
+    table = []
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        inside = (omega_true >= low) & (omega_true < high)
+        label = f"{low:.0f}–{high:.0f}" if np.isfinite(high) else f"≥ {low:.0f}"
+        if not inside.any():
+            table.append((label, 0, np.nan, np.nan, 0.0))
+            continue
+        part = error[inside]
+        table.append(
+            (
+                label,
+                int(inside.sum()),
+                float(np.nanmean(part)),
+                float(np.nanmean(np.abs(part))),
+                float(np.nansum(np.abs(part)) / total),
+            )
+        )
+    return table
 
 
 def stretch(grid: np.ndarray, spectra: np.ndarray, factors: np.ndarray) -> np.ndarray:
@@ -36,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="s2p:e3nn_phdos_mass")
     parser.add_argument("--preset", default="e3nn_phdos_mass", help="preset whose dataset and split to use")
+    parser.add_argument("--figure", help="also write the ω̄ parity plot (PNG) here")
     args = parser.parse_args()
 
     from s2p_utils.config import get_preset
@@ -56,6 +87,22 @@ def main() -> None:
     )
     quantiles = np.nanpercentile(np.abs(error), [50, 75, 90, 100])
     print("|ω̄ error| quantiles 50/75/90/100 %: " + " / ".join(f"{q:.1f}" for q in quantiles) + " cm⁻¹")
+    print("\n| reference ω̄ (cm⁻¹) | crystals | signed error | mean abs. error | share of abs. error |")
+    print("|---|---|---|---|---|")
+    for label, count, signed, absolute, share in error_by_range(omega_true, error):
+        print(f"| {label} | {count} | {signed:+.1f} | {absolute:.1f} | {100 * share:.0f} % |")
+    if args.figure:
+        from s2p_utils.plots import parity_figure
+
+        parity_figure(
+            omega_true,
+            omega_pred,
+            r"$\bar\omega$",
+            "cm$^{-1}$",
+            path=args.figure,
+            title=f"{args.model}, chen2021 validation",
+        )
+        print(f"wrote {args.figure}")
     a, b = omega_line(omega_true, omega_pred)
     print(f"ω̄_true ≈ {a:.4f} · ω̄_pred {b:+.2f} cm⁻¹ (all validation crystals)")
 

@@ -116,8 +116,14 @@ def epoch_batches(
     bucketed: bool,
     permute_atoms: bool = False,
     atom_dropout: float = 0.0,
-) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    weights: np.ndarray | None = None,
+) -> Iterator[
+    tuple[dict[str, np.ndarray], np.ndarray] | tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]
+]:
     """The training batches of one epoch; a fixed function of ``(seed, epoch)`` (resumable).
+
+    Each batch is ``(inputs, targets)``, or ``(inputs, targets, weights[rows])`` when per-row loss
+    ``weights`` ``(n,)`` are given (Keras' ``sample_weight``).
 
     Unbucketed: rows in ``default_rng([seed, epoch]).permutation(n)`` order, padded to ``max_atoms``
     (the original recipe). Bucketed: :func:`bucketed_order` with the same generator. ``atom_dropout``
@@ -135,7 +141,7 @@ def epoch_batches(
         batch = cut_batch(
             inputs, rows, bucketed=bucketed, permutation_rng=permutation_rng, atom_dropout=atom_dropout
         )
-        yield batch, targets[rows]
+        yield (batch, targets[rows]) if weights is None else (batch, targets[rows], weights[rows])
 
 
 def batch_dataset(
@@ -149,8 +155,10 @@ def batch_dataset(
     bucketed: bool,
     permute_atoms: bool = False,
     atom_dropout: float = 0.0,
+    weights: np.ndarray | None = None,
 ):
-    """``tf.data.Dataset`` of the training batches of epochs ``first_epoch .. last_epoch - 1``, in order.
+    """``tf.data.Dataset`` of the training batches of epochs ``first_epoch .. last_epoch - 1``, in order
+    (with per-row loss ``weights`` ``(n,)``: each element also carries its rows' weights).
 
     The sequence dimension is declared ``None`` so one traced training step serves every batch width.
     """
@@ -169,6 +177,7 @@ def batch_dataset(
                 bucketed=bucketed,
                 permute_atoms=permute_atoms,
                 atom_dropout=atom_dropout,
+                weights=weights,
             )
 
     def spec(array: np.ndarray, name: str):
@@ -181,6 +190,8 @@ def batch_dataset(
         {name: spec(inputs[name], name) for name in names},
         tf.TensorSpec((None, *targets.shape[1:]), tf.as_dtype(targets.dtype)),
     )
+    if weights is not None:
+        signature = (*signature, tf.TensorSpec((None,), tf.float32))
     return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)
 
 

@@ -61,6 +61,10 @@ class ModelConfig:
     columns, so the loss sees the spectra as they are scored.
     ``pdf_noise``: standard deviation of Gaussian noise added to the PDF rows during training only (after
     ``pdf_scale``; 0 in the paper; no weights, so a saved network does not record it).
+    ``pdf_dense_units`` (``"lstm"`` encoder): 0 (the paper's: the PDF BiLSTM reads each atom's row as it is)
+    or the width of a per-atom ``Dense(relu)`` between the row and the PDF BiLSTM, so the row's blocks
+    (g(r), its mass-weighted copies, bond lengths, descriptors) are combined non-linearly before the
+    BiLSTM's ``pdf_lstm_units`` gates see them.
     """
 
     max_atoms: int
@@ -80,6 +84,7 @@ class ModelConfig:
     set_blocks: int = 2
     set_pdf_units: int = 64
     pdf_noise: float = 0.0
+    pdf_dense_units: int = 0
     readout: str = "last"
     output_norm: str = "none"
 
@@ -107,7 +112,14 @@ class TrainConfig:
     of the MAE term onto the prediction divided by its own peak; ``kl_weight`` adds that multiple of the
     Kullback–Leibler divergence of the unit-sum spectra, Mat2Spec's loss) or ``"mse_cdf"`` (the same with the
     squared error in place of the absolute one). ``target_smoothing``: Gaussian
-    width in grid points applied to the *training* targets only (validation and test stay raw).
+    width in grid points applied to the *training* targets only (validation and test stay raw);
+    ``target_smoothing_norm="max"`` divides each smoothed target by its own peak (smoothing lowers peaks,
+    which a peak-normalised output cannot follow; :func:`s2p_utils.train.smooth_targets`), ``"none"``
+    (the default) keeps the lowered peaks.
+    ``rarity_exponent``: 0 (the paper's: every training crystal counts once) or the exponent α of
+    :func:`s2p_utils.train.rarity_weights`: each training crystal's loss is weighted by ρ(ω̄)^(−α), ρ the
+    smoothed density of the training targets' mean positions, so crystals with rare (high) mean frequencies
+    count more; the validation loss and early stopping stay unweighted.
     ``weight_decay``: decoupled weight decay of Adam (AdamW; 0 = plain Adam, the paper's).
     ``ema_momentum``: 0 (the paper's) or the per-step momentum of an exponential moving average of the
     weights kept by Adam (Polyak averaging; 0.99 averages over ≈ 100 steps); the validation loss, early
@@ -145,6 +157,8 @@ class TrainConfig:
     ensemble: int = 1
     test_time_permutations: int = 0
     target_smoothing: float = 0.0
+    target_smoothing_norm: str = "none"
+    rarity_exponent: float = 0.0
     shape_weight: float = 1.0
     mean_weight: float = 0.0
     member_orders: bool = False

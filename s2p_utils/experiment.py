@@ -278,7 +278,7 @@ def train_members(
         train_model(
             network,
             {key: value[train] for key, value in inputs.items()},
-            smooth_targets(targets[train], config.train.target_smoothing),
+            smooth_targets(targets[train], config.train.target_smoothing, config.train.target_smoothing_norm),
             {key: value[val] for key, value in inputs.items()},
             targets[val],
             config=config.train,

@@ -63,6 +63,9 @@ MASS_POWERS = {
 }
 #: Periods of the neighbours counted by each species-resolved block (H; B–F row; Na–Cl row; heavier).
 PERIOD_GROUPS = {"pdf_mass_period": ((1,), (2,), (3,), (4, 5, 6, 7))}
+#: Reduced-distance blocks of each method (:func:`s2p_utils.pdf.mass_weighted_pdf_chunk`): the bond
+#: lengths over the sum of covalent radii, and (2) the same weighted by the pair's reduced mass.
+BOND_BLOCKS = {"pdf_mass_bond": 1, "pdf_mass_bond_freq": 2}
 
 _MAX_CHUNK_ATOMS = 4096  # atoms per work unit (memory ~ atoms × 200 pairs × 24 bytes)
 
@@ -102,8 +105,7 @@ def _run_chunk(
             mass_powers=MASS_POWERS.get(method, ()),
             numbers=numbers,
             period_groups=PERIOD_GROUPS.get(method, ()),
-            bond_block=method in ("pdf_mass_bond", "pdf_mass_bond_freq"),
-            bond_frequency_block=method == "pdf_mass_bond_freq",
+            bond_blocks=BOND_BLOCKS.get(method, 0),
             deposit=deposit,
             **options,
         )

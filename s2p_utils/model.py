@@ -11,7 +11,9 @@ Options beyond the paper (:class:`s2p_utils.config.ModelConfig`): ``output_norm=
 ``MaxNormalize`` `dos_max_norm` (each spectrum divided by its own peak; preset ``e3nn_phdos_mass``);
 ``readout="atom_mean"`` replaces the structure LSTM and `dos` by ``Bidirectional(LSTM(H/2, seq))``
 `structure_bilstm` ─ Dense(n_out) `atom_dos` on every atom ─ ``MaskedMean`` `dos` over the real atoms;
-``pdf_noise`` adds ``GaussianNoise`` `pdf_noise` (training only) after the PDF masking.
+``pdf_noise`` adds ``GaussianNoise`` `pdf_noise` (training only) after the PDF masking;
+``pdf_dense_units`` > 0 puts ``Dense(pdf_dense_units, relu)`` `pdf_row_dense` on every atom's row before the
+PDF BiLSTM.
 
 ``structure_encoder="set"`` (preset ``e3nn_phdos_set``; not in the paper) replaces the atom-sequence LSTM by an
 encoder that does not see the order of the atoms; every per-atom layer acts on each atom on its own::
@@ -251,7 +253,8 @@ def build_model(
         ``(batch, n_out)`` (non-negative with the default ReLU).
 
     Raises:
-        ValueError: an unknown ``structure_encoder``, a set encoder with a grid input, or ``set_width``
+        ValueError: an unknown ``structure_encoder``, a set encoder with a grid input or
+            ``pdf_dense_units``, or ``set_width``
             not a multiple of ``set_heads``.
     """
     cfg = model_config_of(preset_or_config)
@@ -265,6 +268,11 @@ def build_model(
         raise ValueError(
             "readout='atom_mean' needs structure_encoder='lstm' and an even lstm_units (two directions), "
             f"got {cfg.structure_encoder!r} and {cfg.lstm_units}"
+        )
+    if cfg.structure_encoder == "set" and cfg.pdf_dense_units:
+        raise ValueError(
+            "pdf_dense_units is a layer of the LSTM encoder (the set encoder has its own set_pdf_units), "
+            f"got structure_encoder='set' with pdf_dense_units={cfg.pdf_dense_units}"
         )
     if cfg.structure_encoder == "set" and cfg.grid_input:
         raise ValueError(
@@ -302,6 +310,8 @@ def _lstm_encoder(
     pdf_seq = layers.Masking(0.0, name="pdf_masking")(pdf) if mask_pdf else pdf
     if cfg.pdf_noise:  # active in training only; passes the padding mask on
         pdf_seq = layers.GaussianNoise(cfg.pdf_noise, name="pdf_noise")(pdf_seq)
+    if cfg.pdf_dense_units:  # each atom's row on its own; passes the padding mask on
+        pdf_seq = layers.Dense(cfg.pdf_dense_units, activation="relu", name="pdf_row_dense")(pdf_seq)
     pdf_seq = layers.Bidirectional(
         layers.LSTM(cfg.pdf_lstm_units, return_sequences=True, name="pdf_lstm"), name="pdf_bilstm"
     )(pdf_seq)
@@ -371,7 +381,7 @@ def _set_encoder(cfg: ModelConfig, pdf: keras.KerasTensor, tokens: keras.KerasTe
 def encoder_fields(model: keras.Model) -> dict[str, Any]:
     """The :class:`ModelConfig` fields of the structure encoder, read off a built or loaded network.
 
-    ``{"structure_encoder": "lstm"}`` for the paper's network; for the set encoder also ``set_width``,
+    ``{"structure_encoder": "lstm", "readout": …, "pdf_dense_units": …}`` for the paper's network family; for the set encoder also ``set_width``,
     ``set_heads``, ``set_blocks``, ``set_pdf_units`` and ``embedding_dim``, so that
     ``build_model(replace(config, **encoder_fields(model)))`` rebuilds the same architecture.
     """
@@ -379,6 +389,9 @@ def encoder_fields(model: keras.Model) -> dict[str, Any]:
         return {
             "structure_encoder": "lstm",
             "readout": "atom_mean" if _has_layer(model, "atom_dos") else "last",
+            "pdf_dense_units": (
+                int(model.get_layer("pdf_row_dense").units) if _has_layer(model, "pdf_row_dense") else 0
+            ),
         }
     attention = model.get_layer("set_block0_attention") if _has_layer(model, "set_block0_attention") else None
     return {

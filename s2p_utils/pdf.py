@@ -286,8 +286,7 @@ def mass_weighted_pdf_chunk(
     numbers: Sequence[np.ndarray] | None = None,
     period_groups: Sequence[Sequence[int]] = (),
     deposit: str = "floor",
-    bond_block: bool = False,
-    bond_frequency_block: bool = False,
+    bond_blocks: int = 0,
 ) -> list[np.ndarray]:
     """The corrected per-atom g(r) beside mass-weighted twins: float64 ``(n_atoms_i, (1 + P + G + B)·n_bins)``.
 
@@ -306,13 +305,13 @@ def mass_weighted_pdf_chunk(
     ``period_groups[k]``, so blocks whose groups cover every period sum to g(r) (featurizer
     ``"pdf_mass_period"``). They need ``numbers``, the atomic numbers ``(n_atoms_i,)`` per structure.
 
-    ``bond_block`` (B = 1) appends the histogram of every neighbour's *reduced* distance
+    ``bond_blocks = 1`` (B = 1) appends the histogram of every neighbour's *reduced* distance
     ``x = d_ij / (R_i + R_j)`` (``R``: ASE's covalent radii, Å), ``n_bins`` bins over ``0 ≤ x < 2``: pair
     counts, not divided by shell volume or density (featurizer ``"pdf_mass_bond"``). A bond shorter than
     the sum of its atoms' radii (x < 1) is a stiff one, which g(r) in Å shows only through the elements at
     either end. It needs ``numbers``.
 
-    ``bond_frequency_block`` (B = 2: one more block, after the bond block; needs ``bond_block``) is the same
+    ``bond_blocks = 2`` (B = 2) adds one more block after that bond block: the same
     reduced-distance histogram with each pair weighted by ``sqrt(m̄ / (2 μ_ij))``, ``μ_ij = m_i m_j / (m_i +
     m_j)`` the pair's reduced mass and ``m̄`` the structure's mean mass: a stiff bond between light atoms
     counts more, as its vibration is faster (ω ∝ sqrt(k / μ)); for an element crystal it equals the bond
@@ -323,10 +322,10 @@ def mass_weighted_pdf_chunk(
     (the reduced-distance block always counts a pair in the bin that holds it).
     With ``mass_powers=()`` and no groups the result is :func:`atomic_pdf` (``legacy=False``) itself.
     """
-    if (period_groups or bond_block) and numbers is None:
-        raise ValueError("period_groups and bond_block need the atomic numbers of every structure")
-    if bond_frequency_block and not bond_block:
-        raise ValueError("bond_frequency_block is a weighted twin of the bond block: set bond_block too")
+    if isinstance(bond_blocks, bool) or bond_blocks not in (0, 1, 2):
+        raise ValueError(f"bond_blocks must be 0, 1 or 2 reduced-distance blocks, got {bond_blocks!r}")
+    if (period_groups or bond_blocks) and numbers is None:
+        raise ValueError("period_groups and bond_blocks need the atomic numbers of every structure")
     if deposit not in DEPOSITS:
         raise ValueError(f"unknown deposit {deposit!r}; choose one of {DEPOSITS}")
     n_bins = bin_count(r_max, bin_width)
@@ -358,8 +357,8 @@ def mass_weighted_pdf_chunk(
         for group in period_groups:
             blocks.append(histogram(np.isin(periods, group).astype(np.float64)))
     rows = [_per_density(c, systems, pairs.atom_offsets, r_max, bin_width) for c in blocks]
-    if bond_block:
-        relative = relative_masses(1.0) if bond_frequency_block else None
+    if bond_blocks:
+        relative = relative_masses(1.0) if bond_blocks == 2 else None
         rows.extend(_reduced_distance_blocks(pairs, numbers, keep, n_bins, relative))
     rows = np.stack(rows, axis=1)
     if sigma_bins > 0:  # each block smoothed along its own bins: (atoms, blocks, n_bins)

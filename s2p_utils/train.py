@@ -40,6 +40,8 @@ __all__ = [
     "compile_model",
     "spectrum_shape_loss",
     "smooth_targets",
+    "rarity_weights",
+    "SMOOTHING_NORMS",
     "LOSSES",
 ]
 
@@ -132,7 +134,8 @@ def _batches(
     The batches of epoch ``e`` depend only on ``(seed, e)`` (``numpy.random.default_rng([seed, e])``), so
     a resumed run sees the same batches. ``bucketed`` cuts batches of similar-length rows to their longest
     structure (:mod:`s2p_utils.batching`); ``config.permute_atoms`` shuffles the atom order per visit and
-    ``config.atom_dropout`` then hides a random subset of the atoms.
+    ``config.atom_dropout`` then hides a random subset of the atoms; ``config.rarity_exponent`` > 0 weights
+    each row's loss by :func:`rarity_weights`.
     """
     from s2p_utils.batching import batch_dataset
 
@@ -146,6 +149,7 @@ def _batches(
         bucketed=bucketed,
         permute_atoms=config.permute_atoms,
         atom_dropout=config.atom_dropout,
+        weights=rarity_weights(targets, config.rarity_exponent) if config.rarity_exponent else None,
     )
 
 
@@ -348,6 +352,10 @@ def _restore(model, checkpoint: Path) -> None:
 #: Losses a :class:`TrainConfig` may name: Keras' ``"mae"`` (the paper's) and ``"mse"``, and the spectrum-shape
 #: losses ``"mae_cdf"`` and ``"mse_cdf"`` (:func:`spectrum_shape_loss`).
 LOSSES = ("mae", "mse", "mae_cdf", "mse_cdf")
+RARITY_BANDWIDTH_STEPS = 1.25
+"""Width (grid steps) of the Gaussian kernel of :func:`rarity_weights` (25 cm⁻¹ on the e3nn grid)."""
+SMOOTHING_NORMS = ("none", "max")
+"""How smoothed training targets are scaled (:func:`smooth_targets`)."""
 SHAPE_LOSSES = ("mae_cdf", "mse_cdf")
 
 
@@ -450,20 +458,56 @@ def _loss(
     return weighted_shape_loss
 
 
-def smooth_targets(targets: np.ndarray, width: float) -> np.ndarray:
+def rarity_weights(
+    targets: np.ndarray, exponent: float, bandwidth: float = RARITY_BANDWIDTH_STEPS
+) -> np.ndarray:
+    """Loss weights float32 ``(n,)`` that make crystals with a rare mean frequency count more.
+
+    Label-distribution smoothing for imbalanced regression (Yang et al., ICML 2021): with ω̄_i the mean
+    position of target ``i`` ``(n, n_grid)`` in grid steps (Σ_k k·y_k / Σ_k y_k, negatives clipped), ρ the
+    Gaussian kernel density (``bandwidth`` grid steps) of the ω̄_i, the weight is ``ρ(ω̄_i)^(−exponent)``,
+    scaled to mean 1. ``exponent = 0`` gives ones; ½ is the square-root inverse. A network trained on few
+    crystals with high ω̄ pulls their spectra toward the common ones (the ω̄ error regresses to the mean);
+    these weights push back.
+
+    Raises:
+        ValueError: a negative ``exponent`` or a non-positive ``bandwidth``.
+    """
+    if exponent < 0 or bandwidth <= 0:
+        raise ValueError(f"rarity_exponent must be ≥ 0 and the bandwidth > 0, got {exponent}, {bandwidth}")
+    spectra = np.clip(np.asarray(targets, dtype=np.float64), 0.0, None)
+    totals = spectra.sum(axis=-1)
+    centres = (spectra @ np.arange(spectra.shape[-1])) / np.where(totals > 0, totals, 1.0)
+    density = np.exp(-0.5 * ((centres[:, None] - centres[None, :]) / bandwidth) ** 2).mean(axis=1)
+    weights = density ** (-float(exponent))
+    return (weights / weights.mean()).astype(np.float32)
+
+
+def smooth_targets(targets: np.ndarray, width: float, norm: str = "none") -> np.ndarray:
     """Training targets ``(n, n_grid)`` smoothed along the grid with a Gaussian of ``width`` grid points.
 
-    ``width = 0`` returns them unchanged. Smoothing uses reflecting edges and keeps values ≥ 0.
+    ``width = 0`` returns them unchanged. Smoothing uses reflecting edges and keeps values ≥ 0; it lowers
+    every sharp peak (by 4 % at the median e3nn spectrum for half a grid point). ``norm="max"`` then divides
+    each smoothed spectrum by its own peak, so that targets whose peak is 1 keep it: the scale of a network
+    whose output is divided by its own peak (``ModelConfig.output_norm="max"``), which can never reach a
+    peak below 1. ``norm="none"`` (the default) leaves the lowered peaks.
+
+    Raises:
+        ValueError: a negative ``width`` or an unknown ``norm``.
     """
     if width < 0:
         raise ValueError(f"target_smoothing must be ≥ 0 grid points, got {width}")
+    if norm not in SMOOTHING_NORMS:
+        raise ValueError(f"target_smoothing_norm must be one of {SMOOTHING_NORMS}, got {norm!r}")
     if width == 0:
         return targets
     from scipy.ndimage import gaussian_filter1d
 
-    return gaussian_filter1d(np.asarray(targets, dtype=np.float64), width, axis=-1, mode="reflect").astype(
-        np.float32
-    )
+    smoothed = gaussian_filter1d(np.asarray(targets, dtype=np.float64), width, axis=-1, mode="reflect")
+    if norm == "max":
+        peaks = smoothed.max(axis=-1, keepdims=True)
+        smoothed = smoothed / np.where(peaks > 0, peaks, 1.0)
+    return smoothed.astype(np.float32)
 
 
 def compile_model(model, config: TrainConfig, *, jit_compile: bool | str = "auto") -> None:

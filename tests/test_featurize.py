@@ -620,15 +620,20 @@ def test_pdf_mass_bond_freq_weights_the_bond_block_by_the_pairs_reduced_mass():
     from s2p_utils.pdf import mass_weighted_pdf_chunk
 
     system = (hydride.positions, hydride.cell.array, hydride.pbc)
-    with pytest.raises(ValueError, match="set bond_block too"):
+    for bad in (3, True, -1):  # a count of reduced-distance blocks, 0, 1 or 2
+        with pytest.raises(ValueError, match="bond_blocks must be 0, 1 or 2"):
+            mass_weighted_pdf_chunk(
+                [system],
+                [hydride.get_masses()],
+                numbers=[hydride.numbers],
+                r_max=10.0,
+                bin_width=0.1,
+                sigma_bins=1.0,
+                bond_blocks=bad,
+            )
+    with pytest.raises(ValueError, match="need the atomic numbers"):
         mass_weighted_pdf_chunk(
-            [system],
-            [hydride.get_masses()],
-            numbers=[hydride.numbers],
-            r_max=10.0,
-            bin_width=0.1,
-            sigma_bins=1.0,
-            bond_frequency_block=True,
+            [system], [hydride.get_masses()], r_max=10.0, bin_width=0.1, sigma_bins=1.0, bond_blocks=1
         )
 
 

@@ -36,7 +36,12 @@ def expected_parameters(cfg: ModelConfig) -> int:
     def lstm(n_in: int, units: int) -> int:
         return 4 * (units * (n_in + units) + units)
 
-    count = 2 * lstm(cfg.n_pdf_bins, cfg.pdf_lstm_units)  # bidirectional
+    row = cfg.n_pdf_bins
+    count = 0
+    if cfg.pdf_dense_units:  # per-atom Dense before the PDF BiLSTM
+        count += cfg.n_pdf_bins * cfg.pdf_dense_units + cfg.pdf_dense_units
+        row = cfg.pdf_dense_units
+    count += 2 * lstm(row, cfg.pdf_lstm_units)  # bidirectional
     count += cfg.vocab_size * cfg.embedding_dim
     width = 2 * cfg.pdf_lstm_units + cfg.embedding_dim
     if cfg.grid_input:
@@ -376,20 +381,28 @@ def test_pdf_noise_acts_in_training_only_and_keeps_the_padding_masked():
     assert noisy.get_layer("pdf_noise").supports_masking  # the padding mask reaches the PDF BiLSTM
 
 
+def padding_free_prediction(model_config: ModelConfig, rows: np.ndarray, tokens: np.ndarray, rng):
+    """Build ``model_config`` (``max_atoms`` 6) with random biases, check that 5 more padding atoms leave its
+    prediction for ``rows`` ``(atoms, n_pdf_bins)`` and ``tokens`` unchanged; return the model and prediction."""
+    small = build_model(model_config)
+    small.set_weights(
+        [w if w.ndim > 1 else rng.normal(size=w.shape).astype(np.float32) for w in small.get_weights()]
+    )
+    large = build_model(replace(model_config, max_atoms=model_config.max_atoms + 5))
+    large.set_weights(small.get_weights())
+    prediction = small.predict(padded(rows, tokens, model_config.max_atoms), verbose=0)
+    bigger = large.predict(padded(rows, tokens, model_config.max_atoms + 5), verbose=0)
+    np.testing.assert_allclose(prediction, bigger, atol=1e-6)
+    return small, prediction
+
+
 def test_atom_mean_readout_is_the_mean_of_atom_spectra_ignores_padding_and_round_trips(tmp_path):
     rng = np.random.default_rng(4)
     rows, tokens = rng.random((3, 100)).astype(np.float32), np.array([7, 30, 61], np.int32)
     keras.utils.set_random_seed(0)
     model_config = replace(TINY, readout="atom_mean", output_activation="linear")
-    small = build_model(replace(model_config, max_atoms=6))
+    small, prediction = padding_free_prediction(replace(model_config, max_atoms=6), rows, tokens, rng)
     assert "structure_bilstm" in {layer.name for layer in small.layers}
-    small.set_weights(
-        [w if w.ndim > 1 else rng.normal(size=w.shape).astype(np.float32) for w in small.get_weights()]
-    )
-    large = build_model(replace(model_config, max_atoms=11))
-    large.set_weights(small.get_weights())
-    prediction = small.predict(padded(rows, tokens, 6), verbose=0)
-    np.testing.assert_allclose(prediction, large.predict(padded(rows, tokens, 11), verbose=0), atol=1e-6)
     per_atom = keras.Model(small.inputs, small.get_layer("atom_dos").output).predict(
         padded(rows, tokens, 6), verbose=0
     )
@@ -433,3 +446,31 @@ def test_max_output_norm_gives_unit_peaks_and_is_recorded_by_the_network(tmp_pat
         save_model(model, tmp_path / "o.keras", ModelRecord.of(replace(config, model=TINY)))
     with pytest.raises(ValueError, match="output_norm"):
         build_model(replace(TINY, output_norm="sum"))
+
+
+def test_pdf_row_dense_reads_each_row_alone_ignores_padding_and_is_recorded_by_the_network(tmp_path):
+    rng = np.random.default_rng(6)
+    rows, tokens = rng.random((3, 100)).astype(np.float32), np.array([7, 30, 61], np.int32)
+    keras.utils.set_random_seed(0)
+    model_config = replace(TINY, pdf_dense_units=12)
+    small, prediction = padding_free_prediction(model_config, rows, tokens, rng)
+    assert count_parameters(small) == expected_parameters(model_config)
+    dense = small.get_layer("pdf_row_dense")
+    assert dense.units == 12 and dense.supports_masking  # the padding mask reaches the PDF BiLSTM
+    # each atom's features depend on its own row only
+    features = keras.Model(small.inputs, dense.output)
+    changed = rows.copy()
+    changed[1] += 1.0
+    before = features.predict(padded(rows, tokens, 6), verbose=0)[0]
+    after = features.predict(padded(changed, tokens, 6), verbose=0)[0]
+    np.testing.assert_allclose(before[[0, 2]], after[[0, 2]], atol=1e-6)
+    assert np.abs(before[1] - after[1]).max() > 1e-3
+    # the network says what it is: a record without the layer is refused, the right one round-trips
+    config = ExperimentConfig(name="tiny", dataset="", model=model_config)
+    loaded, record = load_model(save_model(small, tmp_path / "m.keras", ModelRecord.of(config)))
+    assert record.model.pdf_dense_units == 12
+    np.testing.assert_allclose(loaded.predict(padded(rows, tokens, 6), verbose=0), prediction, atol=1e-6)
+    with pytest.raises(ValueError, match="pdf_dense_units"):
+        save_model(small, tmp_path / "o.keras", ModelRecord.of(replace(config, model=TINY)))
+    with pytest.raises(ValueError, match="pdf_dense_units"):
+        build_model(replace(TINY, structure_encoder="set", set_width=8, set_heads=2, pdf_dense_units=4))

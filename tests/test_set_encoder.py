@@ -208,7 +208,11 @@ def test_encoder_fields_rebuild_the_same_architecture():
     }
     rebuilt = build_model(replace(ModelConfig(max_atoms=16, lstm_units=0, n_out=7, n_pdf_bins=12), **fields))
     assert [w.shape for w in rebuilt.weights] == [w.shape for w in model.weights]
-    assert encoder_fields(build_model("e3nn_phdos")) == {"structure_encoder": "lstm", "readout": "last"}
+    assert encoder_fields(build_model("e3nn_phdos")) == {
+        "structure_encoder": "lstm",
+        "readout": "last",
+        "pdf_dense_units": 0,
+    }
 
 
 def test_bad_set_configurations():

@@ -240,6 +240,24 @@ def test_target_smoothing():
         smooth_targets(spike, -1.0)
 
 
+def test_target_smoothing_norm_max_restores_each_peak_and_keeps_the_shape():
+    from s2p_utils.train import smooth_targets
+
+    rng = np.random.default_rng(0)
+    spectra = rng.random((4, 31)).astype(np.float32)
+    spectra /= spectra.max(axis=1, keepdims=True)  # e3nn targets: peak 1
+    lowered = smooth_targets(spectra, 0.5)
+    assert (lowered.max(axis=1) < 0.999).all()  # smoothing lowers the peaks
+    restored = smooth_targets(spectra, 0.5, "max")
+    np.testing.assert_allclose(restored.max(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(restored * lowered.max(axis=1, keepdims=True), lowered, rtol=1e-5, atol=1e-7)
+    zero = np.zeros((1, 31), dtype=np.float32)  # an all-zero row stays zero, no division by 0
+    assert not smooth_targets(zero, 0.5, "max").any()
+    assert smooth_targets(spectra, 0.0, "max") is spectra  # width 0: unchanged, as with "none"
+    with pytest.raises(ValueError, match="target_smoothing_norm"):
+        smooth_targets(spectra, 0.5, "sum")
+
+
 def test_shape_loss_weights_scale_the_cdf_term_and_the_mean_term_sees_the_direction():
     from s2p_utils.train import _loss, spectrum_shape_loss
 
@@ -361,3 +379,52 @@ def test_mse_cdf_puts_the_squared_error_in_the_pointwise_term():
     assert renormalised - squared == pytest.approx(
         np.mean((np.array([0, 1, 1, 0]) - y) ** 2) - np.mean((y - p) ** 2), abs=1e-6
     )
+
+
+def test_rarity_weights_favour_rare_mean_frequencies():
+    from s2p_utils.train import rarity_weights
+
+    spectra = np.zeros((10, 30), dtype=np.float32)
+    spectra[:9, 5] = 1.0  # nine crystals peaked at step 5
+    spectra[9, 20] = 1.0  # one at step 20
+    weights = rarity_weights(spectra, 0.5)
+    assert weights.shape == (10,) and weights.dtype == np.float32
+    assert weights.mean() == pytest.approx(1.0, rel=1e-6)
+    np.testing.assert_allclose(weights[:9], weights[0])
+    # kernel density: 9/10 at the common centre, 1/10 at the rare one (the kernels do not overlap)
+    assert weights[9] / weights[0] == pytest.approx(3.0, rel=1e-4)
+    assert rarity_weights(spectra, 1.0)[9] / rarity_weights(spectra, 1.0)[0] == pytest.approx(9.0, rel=1e-4)
+    np.testing.assert_allclose(rarity_weights(spectra, 0.0), 1.0)
+    with pytest.raises(ValueError, match="rarity_exponent"):
+        rarity_weights(spectra, -0.5)
+
+
+def test_epoch_batches_carry_the_weights_of_their_own_rows():
+    from s2p_utils.batching import epoch_batches
+
+    inputs, targets = tiny_data(11, 0, False)
+    targets = np.repeat(np.arange(11, dtype=np.float32)[:, None], targets.shape[1], axis=1)
+    weights = np.arange(11, dtype=np.float32) * 10.0
+    seen = []
+    for _batch, batch_targets, batch_weights in epoch_batches(
+        inputs, targets, batch_size=4, seed=1, epoch=0, bucketed=True, permute_atoms=True, weights=weights
+    ):
+        np.testing.assert_array_equal(batch_weights, batch_targets[:, 0] * 10.0)
+        seen.extend(batch_targets[:, 0].astype(int))
+    assert sorted(seen) == list(range(11))
+
+
+def test_rarity_weighted_training_changes_the_updates_but_not_the_validation_loss(tmp_path):
+    config = TrainConfig(batch_size=20, lr_drop_every=1, learning_rate=1e-2)
+    plain, plain_history = _train(tmp_path / "plain", 1, config=config)
+    weighted, weighted_history = _train(tmp_path / "weighted", 1, config=replace(config, rarity_exponent=1.0))
+    moved = max(np.abs(a - b).max() for a, b in zip(plain.get_weights(), weighted.get_weights(), strict=True))
+    assert moved > 1e-6  # the weights reached the loss
+    assert np.isfinite(weighted_history["val_loss"]).all()
+    # the validation loss is unweighted: the weighted network scored by hand gives the logged value
+    val_x, val_y = tiny_data(6, 1, False)
+    from s2p_utils.train import _loss
+
+    by_hand = np.mean(np.abs(weighted.predict(val_x, verbose=0) - val_y))
+    assert _loss(config.loss) == "mae"
+    assert weighted_history["val_loss"].iloc[-1] == pytest.approx(by_hand, rel=1e-4)
