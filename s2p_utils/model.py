@@ -381,8 +381,9 @@ def _set_encoder(cfg: ModelConfig, pdf: keras.KerasTensor, tokens: keras.KerasTe
 def encoder_fields(model: keras.Model) -> dict[str, Any]:
     """The :class:`ModelConfig` fields of the structure encoder, read off a built or loaded network.
 
-    ``{"structure_encoder": "lstm", "readout": …, "pdf_dense_units": …}`` for the paper's network family; for the set encoder also ``set_width``,
-    ``set_heads``, ``set_blocks``, ``set_pdf_units`` and ``embedding_dim``, so that
+    ``{"structure_encoder": "lstm", "readout": …, "pdf_dense_units": …}`` for the paper's network family;
+    for the set encoder also ``set_width``, ``set_heads``, ``set_blocks``, ``set_pdf_units`` and
+    ``embedding_dim``, so that
     ``build_model(replace(config, **encoder_fields(model)))`` rebuilds the same architecture.
     """
     if not _has_layer(model, "set_pooling"):

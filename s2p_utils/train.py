@@ -505,8 +505,9 @@ def smooth_targets(targets: np.ndarray, width: float, norm: str = "none") -> np.
 
     smoothed = gaussian_filter1d(np.asarray(targets, dtype=np.float64), width, axis=-1, mode="reflect")
     if norm == "max":
-        peaks = smoothed.max(axis=-1, keepdims=True)
-        smoothed = smoothed / np.where(peaks > 0, peaks, 1.0)
+        from s2p_utils.metrics import renormalize
+
+        smoothed = renormalize(smoothed)
     return smoothed.astype(np.float32)
 
 
